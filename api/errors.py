@@ -1,0 +1,89 @@
+"""Every non-2xx answer is ``{code, message, detail}`` (CONTRACT.md, Errors)."""
+
+import logging
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+from auction.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+STATUS_CODES = {
+    400: ("bad_request", "The request could not be read."),
+    401: ("unauthenticated", "Log in first: the token is missing, unknown, expired or revoked."),
+    403: ("forbidden", "Not allowed."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "This path does not take that method."),
+    413: ("too_large", "The request is too large."),
+    422: ("validation_error", "The request has invalid fields."),
+    429: ("throttled", "Too many requests; slow down."),
+    500: ("internal_error", "Something went wrong on our side; it has been logged."),
+}
+
+
+def error_body(code: str, message: str, detail: dict | None = None) -> dict:
+    return {"code": code, "message": message, "detail": detail or {}}
+
+
+def error_response(status: int, code: str | None = None, message: str | None = None, detail: dict | None = None) -> JsonResponse:
+    default_code, default_message = STATUS_CODES.get(status, ("error", "The request failed."))
+    return JsonResponse(
+        error_body(code or default_code, message or default_message, detail), status=status, json_dumps_params={"ensure_ascii": False}
+    )
+
+
+def _validation_detail(errors: list) -> dict:
+    # Pydantic's own error dicts can hold exceptions and raw input: keep only
+    # what a client can show and nothing it could not serialise.
+    return {
+        "errors": [
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+            for error in errors
+        ]
+    }
+
+
+def install(api: NinjaAPI) -> None:
+    @api.exception_handler(DomainError)
+    def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+        return error_response(exc.status_code, exc.code, exc.message, exc.detail)
+
+    @api.exception_handler(ValidationError)
+    def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        return error_response(422, detail=_validation_detail(exc.errors))
+
+    @api.exception_handler(AuthenticationError)
+    def authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return error_response(401)
+
+    @api.exception_handler(Throttled)
+    def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+        response = error_response(429, detail={"retry_after": exc.wait})
+        if exc.wait:
+            response["Retry-After"] = str(int(exc.wait))
+        return response
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        return error_response(exc.status_code)
+
+    @api.exception_handler(Http404)
+    def http404(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return error_response(404)
+
+    @api.exception_handler(ObjectDoesNotExist)
+    def does_not_exist(request: HttpRequest, exc: ObjectDoesNotExist) -> HttpResponse:
+        return error_response(404)
+
+    @api.exception_handler(Exception)
+    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        # Logged in full for us; the client sees the contract's shape only.
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500)

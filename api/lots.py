@@ -1,0 +1,72 @@
+from datetime import datetime
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
+
+from api import presenters
+from api.schemas import ErrorOut, ImageOut, ListParams, LotSummaryOut, paginated
+from api.security import optional_user
+from auction import selectors
+from auction.errors import NotFound
+
+router = Router(tags=["catalog"])
+
+
+class LotMyOut(Schema):
+    deposit_status: str | None
+    leading: bool
+    auto_bid_max: int | None
+
+
+class LotDetailOut(LotSummaryOut):
+    images: list[ImageOut]
+    description: str
+    deposit: int = Field(description="fen")
+    reserve_met: bool
+    increment: int = Field(description="fen: the step that applies to the next bid")
+    next_min_bid: int = Field(description="fen")
+    server_time: datetime
+    my: LotMyOut | None = Field(description="The caller's own view; null without a token.")
+
+
+class BidOut(Schema):
+    id: int
+    price: int = Field(description="fen")
+    bidder: str = Field(description="A masked nickname, e.g. 张**")
+    created_at: datetime
+
+
+class BidListOut(Schema):
+    items: list[BidOut]
+    count: int
+
+
+def _published_lot(lot_id: int):
+    lot = selectors.lot_detail(lot_id=lot_id)
+    if lot is None:
+        raise NotFound()
+    return lot
+
+
+@router.get("/{int:lot_id}", response={200: LotDetailOut, 401: ErrorOut, 404: ErrorOut}, summary="A lot (拍品)")
+def lot(request: HttpRequest, lot_id: int):
+    user = optional_user(request)
+    return presenters.lot_detail(request, _published_lot(lot_id), timezone.now(), user)
+
+
+@router.get("/{int:lot_id}/bids", response={200: BidListOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}, summary="Bids, newest first")
+def bids(request: HttpRequest, lot_id: int, params: Query[ListParams]):
+    optional_user(request)
+    if not selectors.lot_is_visible(lot_id=lot_id):
+        raise NotFound()
+    return paginated(
+        selectors.lot_bids(lot_id=lot_id),
+        params,
+        lambda bid: {
+            "id": bid.pk,
+            "price": bid.price,
+            "bidder": selectors.mask_nickname(bid.user.nickname),
+            "created_at": presenters.local(bid.created_at),
+        },
+    )

@@ -1,0 +1,20 @@
+"""The mini-program API, v1 (CONTRACT.md): one NinjaAPI joining one router per area."""
+
+from ninja import NinjaAPI
+
+from api import auth, errors, lots, me, specials
+from api.security import TokenAuth
+
+api = NinjaAPI(
+    title="Auction mini-program API",
+    version="1",
+    description="Money is integer fen everywhere. Errors are {code, message, detail}.",
+    # Wagtail ships a NinjaAPI of its own; a second one needs its own namespace.
+    urls_namespace="auction-api-v1",
+)
+errors.install(api)
+
+api.add_router("/auth", auth.router)
+api.add_router("/me", me.router, auth=TokenAuth())
+api.add_router("/specials", specials.router)
+api.add_router("/lots", lots.router)

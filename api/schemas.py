@@ -1,0 +1,46 @@
+"""Shapes shared by several routers."""
+
+from datetime import datetime
+
+from ninja import Field, Schema
+
+
+class ErrorOut(Schema):
+    code: str
+    message: str
+    detail: dict
+
+
+class ImageOut(Schema):
+    url: str
+    width: int
+    height: int
+
+
+class UserOut(Schema):
+    id: int
+    nickname: str
+    avatar_url: str
+
+
+class ListParams(Schema):
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class LotSummaryOut(Schema):
+    id: int
+    special_id: int
+    title: str
+    cover: ImageOut | None
+    status: str
+    start_price: int = Field(description="fen")
+    current_price: int = Field(description="fen; 0 before any bid")
+    bid_count: int
+    ends_at: datetime
+
+
+def paginated(queryset, params: ListParams, present) -> dict:
+    """``{"items": [...], "count": N}`` for ``?limit=&offset=``."""
+    items = [present(item) for item in queryset[params.offset : params.offset + params.limit]]
+    return {"items": items, "count": queryset.count()}

@@ -1,0 +1,47 @@
+"""Refusals the domain can give; the API maps each to the contract's shape."""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A business-rule refusal with a stable code clients switch on."""
+
+    status_code = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state."
+
+    def __init__(self, message: str | None = None, **detail: Any) -> None:
+        self.message = message or self.default_message
+        self.detail = detail
+        super().__init__(self.message)
+
+
+class NotFound(DomainError):
+    """Also for another user's things: never reveal that they exist."""
+
+    status_code = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class Unauthenticated(DomainError):
+    status_code = 401
+    code = "unauthenticated"
+    default_message = "Log in first: the token is missing, unknown, expired or revoked."
+
+
+class WechatLoginFailed(DomainError):
+    status_code = 401
+    code = "wechat_login_failed"
+    default_message = "WeChat refused the login code."
+
+
+class WechatUnavailable(WechatLoginFailed):
+    """WeChat could not be asked at all; the same code, a retryable status."""
+
+    status_code = 503
+    default_message = "WeChat could not be reached; try again."
+
+
+class SandboxOff(NotFound):
+    """Sandbox endpoints do not exist outside the sandbox."""

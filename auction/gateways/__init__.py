@@ -1,0 +1,1 @@
+"""Clients for the outside world (WeChat), each behind a configurable base URL."""

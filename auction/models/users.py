@@ -1,0 +1,31 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """Bidders (WeChat openid) and staff (username and password) in one table."""
+
+    openid = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    unionid = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    nickname = models.CharField(max_length=64, blank=True, default="")
+    avatar_url = models.URLField(max_length=500, blank=True, default="")
+
+    def __str__(self) -> str:
+        return self.nickname or self.username
+
+
+class AuthToken(models.Model):
+    """An API token; only its SHA-256 is stored, so a leaked table logs no one in."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="auth_tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"token {self.key_hash[:8]}… of {self.user}"

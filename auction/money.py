@@ -1,0 +1,91 @@
+"""Money is integer fen; yuan appear only where a person reads or types them."""
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+
+FEN_PER_YUAN = 100
+# 10 billion yuan: far above any lot, far below a 64-bit overflow.
+MAX_FEN = 10**12
+
+
+def yuan_to_fen(value: str | Decimal | int) -> int:
+    """Parse an amount a person typed in yuan ("1200", "1200.50") into fen.
+
+    Raises ValueError for anything that is not a non-negative amount with at
+    most two decimals: a third decimal would be money nobody can pay.
+    """
+    text = str(value).strip().replace(",", "")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"“{value}” is not an amount in yuan") from None
+    if not amount.is_finite():
+        raise ValueError(f"“{value}” is not an amount in yuan")
+    if amount < 0:
+        raise ValueError("an amount cannot be negative")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("an amount has at most two decimals (fen)")
+    fen = int((amount * FEN_PER_YUAN).to_integral_value(rounding=ROUND_HALF_UP))
+    if fen > MAX_FEN:
+        raise ValueError("an amount this large is not plausible")
+    return fen
+
+
+def fen_to_yuan(fen: int) -> Decimal:
+    return (Decimal(fen) / FEN_PER_YUAN).quantize(Decimal("0.01"))
+
+
+def format_yuan(fen: int) -> str:
+    yuan = fen_to_yuan(fen)
+    return f"¥{yuan:,.0f}" if yuan == yuan.to_integral_value() else f"¥{yuan:,.2f}"
+
+
+class YuanFormField(forms.DecimalField):
+    """A form field in which people type yuan; it cleans to integer fen."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_digits", 12)
+        kwargs.setdefault("decimal_places", 2)
+        for unused in ("max_value",):
+            kwargs.pop(unused, None)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        # Initial data is fen from the model; re-shown input is the typed yuan.
+        if isinstance(value, int):
+            return fen_to_yuan(value)
+        return value
+
+    def clean(self, value):
+        amount = super().clean(value)
+        if amount is None:
+            return None
+        try:
+            return yuan_to_fen(amount)
+        except ValueError as error:
+            raise ValidationError(str(error), code="invalid") from None
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            cleaned = self.clean(data)
+        except ValidationError:
+            return True
+        return (initial or 0) != (cleaned or 0)
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs["step"] = "0.01"
+        return attrs
+
+
+class FenField(models.PositiveBigIntegerField):
+    """Stored in fen; edited in yuan with up to two decimals."""
+
+    def formfield(self, **kwargs):
+        defaults = {"form_class": YuanFormField}
+        defaults.update(kwargs)
+        return super().formfield(**defaults)

@@ -1,0 +1,71 @@
+"""Reads for the catalog API: published rows only, in a fixed number of queries."""
+
+from datetime import datetime
+
+from django.db.models import Count, DateTimeField, Max, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, Greatest
+
+from auction.images import cover_prefetch, gallery_prefetch
+from auction.models import Bid, Lot, LotImage, Special, SpecialStatus
+
+
+def _specials() -> QuerySet[Special]:
+    published_lots = Q(lots__is_published=True)
+    return (
+        Special.objects.filter(is_published=True)
+        .annotate(
+            lot_count=Count("lots", filter=published_lots),
+            closes_at=Greatest(
+                "ends_at",
+                Coalesce(Max("lots__ends_at", filter=published_lots), "ends_at", output_field=DateTimeField()),
+            ),
+        )
+        .prefetch_related(cover_prefetch())
+    )
+
+
+def specials_list(*, now: datetime, status: str | None = None) -> QuerySet[Special]:
+    specials = _specials()
+    if status == SpecialStatus.UPCOMING:
+        specials = specials.filter(preview_at__gt=now)
+    elif status == SpecialStatus.PREVIEW:
+        specials = specials.filter(preview_at__lte=now, starts_at__gt=now)
+    elif status == SpecialStatus.BIDDING:
+        specials = specials.filter(starts_at__lte=now, closes_at__gt=now)
+    elif status == SpecialStatus.ENDED:
+        specials = specials.filter(closes_at__lte=now)
+    return specials.order_by("-starts_at", "-id")
+
+
+def _lots() -> QuerySet[Lot]:
+    return (
+        Lot.objects.filter(is_published=True, special__is_published=True)
+        .select_related("special")
+        .prefetch_related(cover_prefetch())
+    )
+
+
+def special_detail(*, special_id: int) -> Special | None:
+    lots = _lots().order_by("position", "id")
+    return _specials().filter(pk=special_id).prefetch_related(Prefetch("lots", queryset=lots, to_attr="published_lots")).first()
+
+
+def lot_detail(*, lot_id: int) -> Lot | None:
+    images = LotImage.objects.prefetch_related(gallery_prefetch()).order_by("sort_order", "id")
+    return _lots().filter(pk=lot_id).prefetch_related(Prefetch("images", queryset=images, to_attr="gallery")).first()
+
+
+def lot_bids(*, lot_id: int) -> QuerySet[Bid]:
+    return Bid.objects.filter(lot_id=lot_id).select_related("user").only(
+        "id", "price", "created_at", "user__nickname"
+    ).order_by("-id")
+
+
+def mask_nickname(nickname: str) -> str:
+    """张三丰 → 张**: enough to tell bidders apart, never who they are."""
+    nickname = (nickname or "").strip()
+    return (nickname[0] if nickname else "匿") + "**"
+
+
+def lot_is_visible(*, lot_id: int) -> bool:
+    return Lot.objects.filter(pk=lot_id, is_published=True, special__is_published=True).exists()

@@ -1,0 +1,253 @@
+"""Publishing the catalog into the market rows.
+
+Content (title, text, images) is copied on every publish. Terms (prices,
+deposits, increment, times) are copied until bidding opens and frozen after:
+bids were made against them. Market state (price, leader, bid count, a lot's
+end time once bidding opened) is never written here.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from auction.models import Lot, LotImage, Special
+from auction.money import MAX_FEN, format_yuan
+
+
+@dataclass(frozen=True)
+class Content:
+    title: str
+    description: str = ""
+    cover_image_id: int | None = None
+    image_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpecialTerms:
+    preview_at: datetime
+    starts_at: datetime
+    ends_at: datetime
+    deposit: int = 0
+    extension_seconds: int = 300
+    stagger_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class LotTerms:
+    start_price: int
+    reserve_price: int = 0
+    deposit: int = 0
+    increment: int = 0
+
+
+@dataclass
+class PublishResult:
+    row: Special | Lot
+    created: bool
+    # Terms the page asked for that the frozen market row kept as they were.
+    refused_terms: dict[str, str] = field(default_factory=dict)
+
+
+SPECIAL_TERM_LABELS = {
+    "preview_at": "the preview time",
+    "starts_at": "the start time",
+    "ends_at": "the end time",
+    "deposit": "the special-wide deposit",
+    "extension_seconds": "the anti-sniping window",
+    "stagger_seconds": "the staggered-end interval",
+}
+LOT_TERM_LABELS = {
+    "start_price": "the start price",
+    "reserve_price": "the reserve price",
+    "deposit": "the deposit",
+    "increment": "the increment",
+}
+MONEY_TERMS = {"deposit", "start_price", "reserve_price", "increment"}
+
+
+def special_terms_errors(terms: SpecialTerms) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if terms.starts_at > terms.ends_at or terms.starts_at == terms.ends_at:
+        errors["ends_at"] = "The end time must be after the start time."
+    if terms.preview_at > terms.starts_at:
+        errors["preview_at"] = "The preview must open no later than bidding starts."
+    if not 0 <= terms.deposit <= MAX_FEN:
+        errors["deposit"] = "The deposit must be between 0 and a plausible amount."
+    if terms.extension_seconds < 0:
+        errors["extension_seconds"] = "The anti-sniping window cannot be negative (0 turns it off)."
+    if terms.stagger_seconds < 0:
+        errors["stagger_seconds"] = "The staggered-end interval cannot be negative (0 turns it off)."
+    return errors
+
+
+def lot_terms_errors(terms: LotTerms) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for name in ("start_price", "reserve_price", "deposit", "increment"):
+        if not 0 <= getattr(terms, name) <= MAX_FEN:
+            errors[name] = "The amount must be between 0 and a plausible amount."
+    if "start_price" not in errors and terms.start_price == 0:
+        errors["start_price"] = "The start price must be more than 0."
+    if not errors and terms.reserve_price and terms.reserve_price < terms.start_price:
+        errors["reserve_price"] = (
+            f"The reserve ({format_yuan(terms.reserve_price)}) cannot be below the start price "
+            f"({format_yuan(terms.start_price)}); leave it at 0 for no reserve."
+        )
+    return errors
+
+
+def _describe(name: str, value) -> str:
+    if name in MONEY_TERMS:
+        return format_yuan(value)
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _frozen_changes(row: Special | Lot, terms, labels: dict[str, str], opened_at: datetime) -> dict[str, str]:
+    opened = timezone.localtime(opened_at).strftime("%Y-%m-%d %H:%M")
+    refused = {}
+    for name, label in labels.items():
+        kept = getattr(row, name)
+        if getattr(terms, name) != kept:
+            refused[name] = (
+                f"Bidding opened at {opened}, so {label} is frozen at {_describe(name, kept)}: "
+                "bids were made against it. Text and images can still change."
+            )
+    return refused
+
+
+def special_check(*, page_id: int | None, terms: SpecialTerms, now: datetime | None = None) -> dict[str, str]:
+    """Everything an editor would be refused for these terms, by field."""
+    errors = special_terms_errors(terms)
+    special = Special.objects.filter(page_id=page_id).first() if page_id else None
+    if special and special.is_bidding_opened(now or timezone.now()):
+        errors.update(_frozen_changes(special, terms, SPECIAL_TERM_LABELS, special.starts_at))
+    return errors
+
+
+def lot_check(*, page_id: int | None, special_page_id: int | None, terms: LotTerms, now: datetime | None = None) -> dict[str, str]:
+    errors = lot_terms_errors(terms)
+    lot = Lot.objects.select_related("special").filter(page_id=page_id).first() if page_id else None
+    if lot and lot.special.is_bidding_opened(now or timezone.now()):
+        errors.update(_frozen_changes(lot, terms, LOT_TERM_LABELS, lot.special.starts_at))
+    return errors
+
+
+def _apply_content(row: Special | Lot, content: Content) -> None:
+    row.title = content.title[:255]
+    row.description = content.description
+    row.cover_id = content.cover_image_id
+
+
+@transaction.atomic
+def special_publish(
+    *,
+    page_id: int,
+    content: Content,
+    terms: SpecialTerms,
+    lot_page_ids: list[int] | None = None,
+    is_published: bool = True,
+    now: datetime | None = None,
+) -> PublishResult:
+    """Create or update a special's market row from its page.
+
+    ``lot_page_ids`` is the order of the special's lot pages; it sets each
+    lot's position (and so its staggered end) while terms are not frozen.
+    """
+    now = now or timezone.now()
+    errors = special_terms_errors(terms)
+    if errors:
+        raise ValidationError(errors)
+    special = Special.objects.select_for_update().filter(page_id=page_id).first()
+    created = special is None
+    if created:
+        special = Special(page_id=page_id)
+    refused: dict[str, str] = {}
+    if created or not special.is_bidding_opened(now):
+        for name in SPECIAL_TERM_LABELS:
+            setattr(special, name, getattr(terms, name))
+    else:
+        refused = _frozen_changes(special, terms, SPECIAL_TERM_LABELS, special.starts_at)
+    _apply_content(special, content)
+    special.is_published = is_published
+    special.save()
+    if not refused and not created:
+        _reschedule_lots(special, lot_page_ids, now)
+    return PublishResult(row=special, created=created, refused_terms=refused)
+
+
+def _reschedule_lots(special: Special, lot_page_ids: list[int] | None, now: datetime) -> None:
+    """Positions and end times follow the special's terms until bidding opens."""
+    if special.is_bidding_opened(now):
+        return
+    lots = list(Lot.objects.select_for_update().filter(special=special).order_by("pk"))
+    order = {page_id: index for index, page_id in enumerate(lot_page_ids or [])}
+    for lot in lots:
+        position = order.get(lot.page_id, lot.position)
+        ends_at = special.lot_ends_at(position)
+        if (lot.position, lot.ends_at) != (position, ends_at):
+            Lot.objects.filter(pk=lot.pk).update(position=position, ends_at=ends_at)
+
+
+@transaction.atomic
+def lot_publish(
+    *,
+    page_id: int,
+    special_page_id: int,
+    position: int,
+    content: Content,
+    terms: LotTerms,
+    is_published: bool = True,
+    now: datetime | None = None,
+) -> PublishResult:
+    """Create or update a lot's market row; its special's row must exist."""
+    now = now or timezone.now()
+    errors = lot_terms_errors(terms)
+    if errors:
+        raise ValidationError(errors)
+    special = Special.objects.get(page_id=special_page_id)
+    lot = Lot.objects.select_for_update().filter(page_id=page_id).first()
+    created = lot is None
+    refused: dict[str, str] = {}
+    if created:
+        lot = Lot(page_id=page_id, special=special, position=position, ends_at=special.lot_ends_at(position))
+        for name in LOT_TERM_LABELS:
+            setattr(lot, name, getattr(terms, name))
+        _apply_content(lot, content)
+        lot.is_published = is_published
+        lot.save()
+    else:
+        fields = ["title", "description", "cover", "is_published", "updated_at"]
+        if special.is_bidding_opened(now):
+            refused = _frozen_changes(lot, terms, LOT_TERM_LABELS, special.starts_at)
+        else:
+            for name in LOT_TERM_LABELS:
+                setattr(lot, name, getattr(terms, name))
+            lot.position = position
+            lot.ends_at = special.lot_ends_at(position)
+            fields += [*LOT_TERM_LABELS, "position", "ends_at"]
+        _apply_content(lot, content)
+        lot.is_published = is_published
+        # update_fields: price, leader, bid count and status are never written here.
+        lot.save(update_fields=fields)
+    _replace_images(lot, content.image_ids)
+    return PublishResult(row=lot, created=created, refused_terms=refused)
+
+
+def _replace_images(lot: Lot, image_ids: tuple[int, ...]) -> None:
+    current = list(lot.images.order_by("sort_order", "id").values_list("image_id", flat=True))
+    if current == list(image_ids):
+        return
+    lot.images.all().delete()
+    LotImage.objects.bulk_create(
+        [LotImage(lot=lot, image_id=image_id, sort_order=index) for index, image_id in enumerate(image_ids)]
+    )
+
+
+def catalog_unpublish(*, page_id: int) -> None:
+    """Hide a special or lot from the catalog; its market rows and bids stay."""
+    Special.objects.filter(page_id=page_id).update(is_published=False, updated_at=timezone.now())
+    Lot.objects.filter(page_id=page_id).update(is_published=False, updated_at=timezone.now())

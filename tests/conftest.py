@@ -1,0 +1,68 @@
+import pytest
+from django.core.cache import cache
+
+from auction.services.tokens import token_issue
+from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def clear_cache():
+    # Throttle counters live in the cache; one test's logins are not the next one's.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+class ApiClient:
+    """Django's test client speaking JSON to /api/v1, with an optional token."""
+
+    def __init__(self, client, token: str | None = None):
+        self.client = client
+        self.token = token
+
+    def _headers(self, headers):
+        merged = dict(headers or {})
+        if self.token:
+            merged.setdefault("Authorization", f"Bearer {self.token}")
+        return merged
+
+    def get(self, path, params=None, headers=None):
+        return self.client.get(f"/api/v1{path}", params or {}, headers=self._headers(headers))
+
+    def post(self, path, json=None, headers=None):
+        return self.client.post(f"/api/v1{path}", json if json is not None else {}, content_type="application/json", headers=self._headers(headers))
+
+    def put(self, path, json=None, headers=None):
+        return self.client.put(f"/api/v1{path}", json if json is not None else {}, content_type="application/json", headers=self._headers(headers))
+
+    def delete(self, path, headers=None):
+        return self.client.delete(f"/api/v1{path}", headers=self._headers(headers))
+
+
+@pytest.fixture
+def api(client, db):
+    return ApiClient(client)
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory(nickname="张三丰")
+
+
+@pytest.fixture
+def user_api(client, user):
+    return ApiClient(client, token=token_issue(user=user))
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"code", "message", "detail"}, body
+    assert body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"]
+    return body
