@@ -72,6 +72,9 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 400:
+            # Ninja's "cannot parse the body": bad input like any other (422).
+            return error_response(422, detail={"errors": [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]})
         return error_response(exc.status_code)
 
     @api.exception_handler(Http404)

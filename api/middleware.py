@@ -12,10 +12,11 @@ class ContractErrorMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (
-            request.path.startswith(API_PREFIX)
-            and response.status_code >= 400
-            and not response.get("Content-Type", "").startswith("application/json")
-        ):
+        if not request.path.startswith(API_PREFIX):
+            return response
+        if response.status_code in (301, 308):
+            # CommonMiddleware's slash redirect: the API has no such paths.
+            return error_response(404)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             return error_response(response.status_code)
         return response

@@ -75,13 +75,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside CommonMiddleware, so it also sees the slash redirects it makes.
+    "api.middleware.ContractErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "api.middleware.ContractErrorMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -123,6 +124,9 @@ if DATABASE_ENGINE == "django.db.backends.sqlite3":
 elif DATABASE_ENGINE == "django.db.backends.mysql":
     DATABASES["default"]["OPTIONS"] = {
         "charset": "utf8mb4",
+        # The connection's collation must match the tables', or Wagtail's
+        # CAST(... AS char) comparisons fail with "Illegal mix of collations".
+        "collation": "utf8mb4_unicode_ci",
         "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
         "isolation_level": "read committed",
     }

@@ -12,7 +12,7 @@ from wagtail.images import get_image_model
 from auction.models import Bid, Lot, Special, User
 
 
-def png_file(name: str = "picture.png", size: tuple[int, int] = (1600, 1200), color: str = "#b03a2e") -> ImageFile:
+def png_file(name: str = "picture.png", size: tuple[int, int] = (1200, 900), color: str = "#b03a2e") -> ImageFile:
     buffer = BytesIO()
     PILImage.new("RGB", size, color).save(buffer, "PNG")
     return ImageFile(BytesIO(buffer.getvalue()), name=name)
@@ -56,6 +56,7 @@ class LotFactory(factory.django.DjangoModelFactory):
     special = factory.SubFactory(SpecialFactory)
     title = factory.Sequence(lambda n: f"拍品 {n}")
     description = "<p>A lot.</p>"
+    position = 0
     start_price = 100_000
     deposit = 50_000
     ends_at = factory.LazyAttribute(lambda lot: lot.special.lot_ends_at(lot.position))

@@ -1,0 +1,70 @@
+# The two commands: `make run` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+AUCTION_HOST ?= 127.0.0.1
+AUCTION_PORT ?= 8000
+# The same suite against MariaDB and Redis on loopback (services-test, CI).
+SERVICES_DATABASE_URL ?= mysql://root@127.0.0.1:3306/auction
+SERVICES_REDIS_URL ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+
+export AUCTION_HOST AUCTION_PORT
+
+.PHONY: run test services-test browser-test install migrate demo clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base: requirements/base.txt | $(PY)
+	$(PIP) install -r requirements/base.txt
+	touch $@
+
+$(VENV)/.dev: requirements/dev.txt requirements/base.txt | $(PY)
+	$(PIP) install -r requirements/dev.txt
+	touch $@
+
+$(VENV)/.services: requirements/services.txt requirements/dev.txt requirements/base.txt | $(PY)
+	scripts/system-packages.sh mysql
+	$(PIP) install -r requirements/services.txt
+	touch $@
+
+install: $(VENV)/.base
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py demo
+
+## run: migrate, seed the demo, then serve the API, the Wagtail admin and the job cluster (Ctrl-C stops all)
+run: migrate
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py demo
+	@echo "API      http://$(AUCTION_HOST):$(AUCTION_PORT)/api/v1/specials"
+	@echo "API docs http://$(AUCTION_HOST):$(AUCTION_PORT)/api/v1/docs"
+	@echo "Admin    http://$(AUCTION_HOST):$(AUCTION_PORT)/admin/"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start
+
+## test: the whole suite on the embedded default (SQLite, database broker)
+test: $(VENV)/.dev
+	@if command -v chromium >/dev/null 2>&1; then \
+		$(PY) -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "*** chromium is not installed: browser tests left to 'make browser-test' (scripts/system-packages.sh chromium installs it)"; \
+		$(PY) -m pytest -m "not browser" $(PYTEST_ARGS); \
+	fi
+
+## services-test: the same suite against MariaDB and Redis on 127.0.0.1
+services-test: $(VENV)/.services
+	scripts/start-services.sh
+	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) $(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+
+## browser-test: an editor in headless Chromium publishes a special and a lot
+browser-test: $(VENV)/.dev
+	scripts/system-packages.sh chromium
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var
