@@ -1,0 +1,120 @@
+"""Editors in the Wagtail admin: yuan in, fen stored, clear refusals, preview."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
+
+from auction.models import Lot, Special
+from cms.models import LotPage, SpecialPage
+from tests.pages import lot_page, special_page
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def editor(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("editor", "editor@example.com", "pw-editor-123")
+    client.force_login(admin)
+    return client
+
+
+def _local(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _lot_form(**fields) -> dict:
+    data = {
+        "title": "宋代青瓷碗",
+        "slug": "song-bowl",
+        "description": rich_text("<p>品相完好</p>"),
+        "start_price": "1200.50",
+        "reserve_price": "0",
+        "deposit": "500",
+        "increment": "0",
+        "gallery_images": inline_formset([]),
+        "action-publish": "action-publish",
+    }
+    data.update(fields)
+    return nested_form_data(data)
+
+
+def test_an_editor_types_yuan_and_the_market_stores_fen(editor):
+    special = special_page()
+    url = reverse("wagtailadmin_pages:add", args=("cms", "lotpage", special.pk))
+    response = editor.post(url, _lot_form())
+    assert response.status_code == 302, response.content[:2000]
+    page = LotPage.objects.get(slug="song-bowl")
+    assert page.live and page.start_price == 120_050
+    lot = Lot.objects.get(page_id=page.pk)
+    assert (lot.start_price, lot.deposit, lot.special.page_id) == (120_050, 50_000, special.pk)
+
+    edit = editor.get(reverse("wagtailadmin_pages:edit", args=(page.pk,)))
+    assert b'value="1200.50"' in edit.content
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"reserve_price": "1000"}, "reserve_price", "cannot be below the start price"),
+        ({"start_price": "12.345"}, "start_price", ""),
+        ({"deposit": "-5"}, "deposit", ""),
+        ({"start_price": "0"}, "start_price", "more than 0"),
+    ],
+)
+def test_bad_terms_are_refused_with_a_clear_message(editor, fields, field, message):
+    special = special_page()
+    url = reverse("wagtailadmin_pages:add", args=("cms", "lotpage", special.pk))
+    response = editor.post(url, _lot_form(**fields))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert field in errors and message in " ".join(errors[field])
+    assert not LotPage.objects.filter(slug="song-bowl").exists() and not Lot.objects.exists()
+
+
+def test_special_times_out_of_order_are_refused_in_the_form(editor):
+    index = special_page().get_parent()
+    now = timezone.now()
+    url = reverse("wagtailadmin_pages:add", args=("cms", "specialpage", index.pk))
+    response = editor.post(url, nested_form_data({
+        "title": "冬拍", "slug": "winter", "description": rich_text(""),
+        "preview_at": _local(now + timedelta(days=2)),
+        "starts_at": _local(now + timedelta(days=1)),
+        "ends_at": _local(now + timedelta(days=3)),
+        "deposit": "0", "extension_seconds": "300", "stagger_seconds": "0",
+        "action-publish": "action-publish",
+    }))
+    assert response.status_code == 200
+    assert "preview_at" in response.context["form"].errors
+    assert not SpecialPage.objects.filter(slug="winter").exists()
+
+
+def test_frozen_terms_are_refused_in_the_form_and_text_still_saves(editor):
+    special = special_page()
+    page = lot_page(special, start_price=100_000)
+    Special.objects.filter(page_id=special.pk).update(starts_at=timezone.now() - timedelta(minutes=5))
+    url = reverse("wagtailadmin_pages:edit", args=(page.pk,))
+    refused = editor.post(url, _lot_form(slug=page.slug, start_price="900"))
+    assert refused.status_code == 200
+    assert "frozen" in " ".join(refused.context["form"].errors["start_price"])
+
+    accepted = editor.post(url, _lot_form(slug=page.slug, title="更正后的标题", start_price="1000"))
+    assert accepted.status_code == 302
+    assert Lot.objects.get(page_id=page.pk).title == "更正后的标题"
+
+
+def test_saving_a_draft_leaves_the_market_alone_and_preview_renders_it(editor):
+    special = special_page()
+    page = lot_page(special, title="原标题")
+    url = reverse("wagtailadmin_pages:edit", args=(page.pk,))
+    data = _lot_form(slug=page.slug, title="草稿标题")
+    del data["action-publish"]
+    assert editor.post(url, data).status_code == 302
+    assert Lot.objects.get(page_id=page.pk).title == "原标题"
+
+    preview_url = reverse("wagtailadmin_pages:preview_on_edit", args=(page.pk,))
+    assert editor.post(preview_url, data).json()["is_valid"] is True
+    preview = editor.get(preview_url)
+    assert preview.status_code == 200 and "草稿标题" in preview.content.decode()
