@@ -111,6 +111,8 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
 DATABASE_ENGINE = DATABASES["default"]["ENGINE"]
 
 if DATABASE_ENGINE == "django.db.backends.sqlite3":
+    # A fresh clone has no var/ yet, and SQLite will not make the folder.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers run beside the one writer; IMMEDIATE takes the write

@@ -1,0 +1,16 @@
+from django.core.management.base import BaseCommand
+
+from cms.demo import demo_seed, demo_summary
+
+
+class Command(BaseCommand):
+    help = "Seed a demo catalog (three specials: preview, bidding, ended) and bidders, when the catalog is empty."
+
+    def handle(self, *args, **options) -> None:
+        result = demo_seed()
+        if result is None:
+            # `make run` calls this on every start; an existing catalog is the normal case.
+            self.stdout.write("demo: catalog not empty, nothing seeded")
+            return
+        for line in demo_summary(result):
+            self.stdout.write(line)

@@ -1,0 +1,150 @@
+"""`make run`'s commands: the demo catalog and the admin login."""
+
+import stat
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from wagtail.images import get_image_model
+
+from auction.models import Lot, Special, User
+from cms.models import LotPage, SpecialPage
+
+pytestmark = pytest.mark.django_db
+
+
+def run(command: str) -> str:
+    out = StringIO()
+    call_command(command, stdout=out)
+    return out.getvalue()
+
+
+def row_counts() -> tuple[int, ...]:
+    models = (SpecialPage, LotPage, Special, Lot, User, get_image_model())
+    return tuple(model.objects.count() for model in models)
+
+
+def assert_image(picture: dict) -> None:
+    assert set(picture) == {"url", "width", "height"}, picture
+    assert picture["url"].startswith("http://testserver/media/")
+    assert picture["width"] > 0 and picture["height"] > 0
+
+
+# --- demo ---------------------------------------------------------------------
+
+
+def test_demo_seeds_a_special_in_each_phase_with_lots_and_images(api):
+    # when
+    output = run("demo")
+    # then
+    body = api.get("/specials").json()
+    assert body["count"] == 3
+    assert [special["status"] for special in body["items"]] == ["preview", "bidding", "ended"]
+    for special in body["items"]:
+        assert f"special {special['id']}" in output
+        assert_image(special["cover"])
+        assert 3 <= special["lot_count"] <= 5
+        detail = api.get(f"/specials/{special['id']}").json()
+        assert len(detail["lots"]) == special["lot_count"]
+        assert detail["description"].startswith("<p>")
+        for summary in detail["lots"]:
+            assert_image(summary["cover"])
+            lot = api.get(f"/lots/{summary['id']}").json()
+            assert 1 <= len(lot["images"]) <= 3
+            for picture in lot["images"]:
+                assert_image(picture)
+            assert lot["start_price"] > 0 and lot["bid_count"] == 0
+
+
+def test_the_bidding_special_ends_soon_with_staggered_lots_and_a_special_deposit(api):
+    run("demo")
+    bidding = api.get("/specials", {"status": "bidding"}).json()["items"]
+    assert len(bidding) == 1
+    special = Special.objects.get(pk=bidding[0]["id"])
+    assert (special.deposit, special.extension_seconds, special.stagger_seconds) == (200_000, 300, 60)
+    lots = list(special.lots.order_by("position"))
+    assert [lot.ends_at for lot in lots] == [special.lot_ends_at(index) for index in range(len(lots))]
+    assert any(lot.increment for lot in Lot.objects.all()), "one lot shows a fixed increment"
+    assert not Lot.objects.filter(bid_count__gt=0).exists()
+
+
+def test_demo_seeds_nothing_the_second_time():
+    # given
+    run("demo")
+    counts = row_counts()
+    # when
+    output = run("demo")
+    # then
+    assert output.strip() == "demo: catalog not empty, nothing seeded"
+    assert row_counts() == counts
+
+
+def test_a_demo_bidder_can_log_in_through_the_sandbox(api):
+    run("demo")
+    response = api.post("/auth/sandbox", {"openid": "demo-alice"})
+    assert response.status_code == 200, response.content
+    assert response.json()["user"]["nickname"] == User.objects.get(openid="demo-alice").nickname
+    assert User.objects.filter(openid__startswith="demo-").count() == 3
+
+
+# --- ensure_admin -------------------------------------------------------------
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path, monkeypatch):
+    monkeypatch.delenv("AUCTION_ADMIN_USERNAME", raising=False)
+    monkeypatch.delenv("AUCTION_ADMIN_PASSWORD", raising=False)
+    settings.VAR_DIR = tmp_path / "var"
+    return settings.VAR_DIR
+
+
+def printed_password(output: str) -> str:
+    line = output.strip()
+    assert line.startswith("Wagtail admin: http://127.0.0.1:8000/admin/ user admin password "), line
+    return line.rsplit(" ", 1)[1]
+
+
+def test_ensure_admin_creates_a_superuser_who_can_log_into_the_admin(client, var_dir):
+    # when
+    password = printed_password(run("ensure_admin"))
+    # then
+    user = User.objects.get(username="admin")
+    assert user.is_superuser and user.is_staff
+    credentials = var_dir / "admin-credentials.txt"
+    assert credentials.read_text().split() == ["admin", password]
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert client.login(username="admin", password=password)
+    assert client.get("/admin/").status_code == 200
+
+
+def test_ensure_admin_run_twice_keeps_the_password_and_tells_it_again(client, var_dir):
+    first = printed_password(run("ensure_admin"))
+    second = printed_password(run("ensure_admin"))
+    assert second == first
+    assert User.objects.filter(is_superuser=True).count() == 1
+    assert client.login(username="admin", password=first)
+
+
+def test_ensure_admin_takes_the_password_from_the_environment(client, var_dir, monkeypatch):
+    # given: an admin made earlier with a generated password
+    generated = printed_password(run("ensure_admin"))
+    monkeypatch.setenv("AUCTION_ADMIN_PASSWORD", "a-long-chosen-password")
+    # when
+    output = run("ensure_admin")
+    # then
+    assert output.strip().endswith("password (password from AUCTION_ADMIN_PASSWORD)")
+    assert client.login(username="admin", password="a-long-chosen-password")
+    assert not client.login(username="admin", password=generated)
+    # and the file's stale password is not shown once the variable is gone
+    monkeypatch.delenv("AUCTION_ADMIN_PASSWORD")
+    assert generated not in run("ensure_admin")
+
+
+def test_ensure_admin_creates_the_named_user_with_the_environment_password(client, var_dir, monkeypatch):
+    monkeypatch.setenv("AUCTION_ADMIN_USERNAME", "ops")
+    monkeypatch.setenv("AUCTION_ADMIN_PASSWORD", "another-chosen-password")
+    output = run("ensure_admin")
+    assert "user ops password (password from AUCTION_ADMIN_PASSWORD)" in output
+    assert not (var_dir / "admin-credentials.txt").exists()
+    assert client.login(username="ops", password="another-chosen-password")
+    assert client.get("/admin/").status_code == 200
