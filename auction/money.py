@@ -24,6 +24,9 @@ def yuan_to_fen(value: str | Decimal | int) -> int:
         raise ValueError(f"“{value}” is not an amount in yuan") from None
     if not amount.is_finite():
         raise ValueError(f"“{value}” is not an amount in yuan")
+    if amount > MAX_FEN:
+        # Checked before quantize, which overflows on numbers like 1e40.
+        raise ValueError("an amount this large is not plausible")
     if amount < 0:
         raise ValueError("an amount cannot be negative")
     if amount != amount.quantize(Decimal("0.01")):

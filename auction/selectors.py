@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.db.models import Count, DateTimeField, Max, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, DateTimeField, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 
 from auction.images import cover_prefetch, gallery_prefetch

@@ -65,7 +65,7 @@ def test_special_fields_are_the_contract(api):
 
 
 def test_lists_take_limit_and_offset(api):
-    for index in range(5):
+    for _ in range(5):
         _special_at("bidding")
     page = api.get("/specials", {"limit": 2, "offset": 3}).json()
     assert page["count"] == 5 and len(page["items"]) == 2
@@ -187,12 +187,12 @@ def test_a_special_with_200_lots_takes_as_many_queries_as_one_with_2(api):
 
 
 def test_the_specials_list_takes_a_constant_number_of_queries(api):
-    for index in range(3):
+    for _ in range(3):
         LotFactory(special=_special_at("bidding", cover=ImageFactory()))
     api.get("/specials")
     with CaptureQueriesContext(connection) as few:
         api.get("/specials")
-    for index in range(20):
+    for _ in range(20):
         LotFactory(special=_special_at("bidding", cover=ImageFactory()))
     api.get("/specials", {"limit": 100})
     with CaptureQueriesContext(connection) as many:
