@@ -6,7 +6,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from auction.images import COVER_SPEC, GALLERY_SPEC, rendition_of
-from auction.increments import increment_after, next_min_bid
 from auction.models import Lot, Special, User
 
 
@@ -50,15 +49,6 @@ def lot_summary(request: HttpRequest, lot: Lot, now: datetime) -> dict:
     }
 
 
-def lot_next_min_bid(lot: Lot) -> int:
-    return next_min_bid(
-        current_price=lot.current_price,
-        bid_count=lot.bid_count,
-        start_price=lot.start_price,
-        fixed_increment=lot.increment,
-    )
-
-
 def lot_detail(request: HttpRequest, lot: Lot, now: datetime, user: User | None) -> dict:
     return {
         **lot_summary(request, lot, now),
@@ -66,8 +56,8 @@ def lot_detail(request: HttpRequest, lot: Lot, now: datetime, user: User | None)
         "description": lot.description,
         "deposit": lot.deposit,
         "reserve_met": lot.reserve_met,
-        "increment": increment_after(lot.current_price if lot.bid_count else lot.start_price, fixed_increment=lot.increment),
-        "next_min_bid": lot_next_min_bid(lot),
+        "increment": lot.step_after(lot.current_price if lot.bid_count else lot.start_price),
+        "next_min_bid": lot.next_min_bid(),
         "server_time": local(now),
         "my": lot_my(lot, user) if user else None,
     }

@@ -45,3 +45,46 @@ class WechatUnavailable(WechatLoginFailed):
 
 class SandboxOff(NotFound):
     """Sandbox endpoints do not exist outside the sandbox."""
+
+
+class DepositRequired(DomainError):
+    code = "deposit_required"
+    default_message = "Pay a deposit for this lot or its special before bidding."
+
+
+class DepositExists(DomainError):
+    code = "deposit_exists"
+    default_message = "A deposit for this is already held."
+
+
+class LotNotOpen(DomainError):
+    code = "lot_not_open"
+    default_message = "This lot is not open for bidding now."
+
+
+class BidTooLow(DomainError):
+    code = "bid_too_low"
+    default_message = "The bid is below the next minimum bid."
+
+
+class AlreadyLeading(DomainError):
+    code = "already_leading"
+    default_message = "You are already the highest bidder."
+
+
+class OrderNotPayable(DomainError):
+    code = "order_not_payable"
+    default_message = "This order cannot be paid now."
+
+
+class CouponUnavailable(DomainError):
+    code = "coupon_unavailable"
+    default_message = "This coupon cannot be used."
+
+
+class ValidationFailed(DomainError):
+    """Input that parses but makes no sense for the thing it names."""
+
+    status_code = 422
+    code = "validation_error"
+    default_message = "The request has invalid fields."

@@ -147,8 +147,7 @@ class LotPage(Page):
         super().clean()
         if self.start_price is None:
             return
-        parent = self.get_parent() if self.pk else None
-        errors = catalog.lot_check(page_id=self.pk, special_page_id=parent.pk if parent else None, terms=self.terms())
+        errors = catalog.lot_check(page_id=self.pk, terms=self.terms())
         if errors:
             raise ValidationError(errors)
 

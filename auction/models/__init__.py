@@ -1,4 +1,13 @@
-from auction.models.catalog import Bid, Lot, LotImage, LotStatus, Special, SpecialStatus
+from auction.models.bidding import AutoBid, Bid
+from auction.models.catalog import Lot, LotImage, LotStatus, Special, SpecialStatus
+from auction.models.deposits import ACTIVE_DEPOSIT_STATUSES, Deposit, DepositScope, DepositStatus
+from auction.models.events import Event
+from auction.models.orders import Order, OrderStatus
+from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
 from auction.models.users import AuthToken, User
 
-__all__ = ["AuthToken", "Bid", "Lot", "LotImage", "LotStatus", "Special", "SpecialStatus", "User"]
+__all__ = [
+    "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Deposit", "DepositScope", "DepositStatus", "Event",
+    "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
+    "RefundStatus", "Special", "SpecialStatus", "User",
+]

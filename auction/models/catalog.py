@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from wagtail.images import get_image_model_string
 
+from auction.increments import increment_after, next_min_bid
+
 
 class SpecialStatus(models.TextChoices):
     UPCOMING = "upcoming", "未开拍"
@@ -123,6 +125,17 @@ class Lot(CatalogEntry):
         ordering = ["special_id", "position", "id"]
         indexes = [models.Index(fields=["special", "position"]), models.Index(fields=["status", "ends_at"])]
 
+    def step_after(self, price: int) -> int:
+        return increment_after(price, fixed_increment=self.increment)
+
+    def next_min_bid(self) -> int:
+        return next_min_bid(
+            current_price=self.current_price,
+            bid_count=self.bid_count,
+            start_price=self.start_price,
+            fixed_increment=self.increment,
+        )
+
     @property
     def reserve_met(self) -> bool:
         """True with no reserve; otherwise once the best bid reaches it."""
@@ -147,18 +160,3 @@ class LotImage(models.Model):
 
     class Meta:
         ordering = ["lot_id", "sort_order", "id"]
-
-
-class Bid(models.Model):
-    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="bids")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bids")
-    price = models.PositiveBigIntegerField(help_text="fen")
-    is_auto = models.BooleanField(default=False, help_text="Placed by a proxy (代理出价).")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [models.Index(fields=["lot", "-id"])]
-
-    def __str__(self) -> str:
-        return f"{self.price} on lot {self.lot_id}"

@@ -128,7 +128,7 @@ def special_check(*, page_id: int | None, terms: SpecialTerms, now: datetime | N
     return errors
 
 
-def lot_check(*, page_id: int | None, special_page_id: int | None, terms: LotTerms, now: datetime | None = None) -> dict[str, str]:
+def lot_check(*, page_id: int | None, terms: LotTerms, now: datetime | None = None) -> dict[str, str]:
     errors = lot_terms_errors(terms)
     lot = Lot.objects.select_related("special").filter(page_id=page_id).first() if page_id else None
     if lot and lot.special.is_bidding_opened(now or timezone.now()):

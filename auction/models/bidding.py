@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.db import models
+
+from auction.models.catalog import Lot
+
+
+class Bid(models.Model):
+    """An accepted bid; rows are only ever added, so they are the lot's history."""
+
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="bids")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bids")
+    price = models.PositiveBigIntegerField(help_text="fen")
+    is_auto = models.BooleanField(default=False, help_text="Placed by a proxy (代理出价).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["lot", "-id"])]
+        constraints = [
+            # Prices on a lot only rise, so two bids at one price mean a lost update.
+            models.UniqueConstraint(fields=["lot", "price"], name="bid_one_per_price"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.price} on lot {self.lot_id}"
+
+
+class AutoBid(models.Model):
+    """代理出价: the server bids for the user one step at a time up to ``max_price``."""
+
+    lot = models.ForeignKey(Lot, on_delete=models.CASCADE, related_name="auto_bids")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="auto_bids")
+    max_price = models.PositiveBigIntegerField(help_text="fen")
+    # When the maximum was last set: at equal maximums the earlier one leads.
+    set_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["lot", "user"], name="auto_bid_one_per_user")]
+        indexes = [models.Index(fields=["lot", "-max_price", "set_at"])]
+
+    def __str__(self) -> str:
+        return f"auto-bid up to {self.max_price} on lot {self.lot_id}"

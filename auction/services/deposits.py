@@ -1,0 +1,230 @@
+"""保证金: asked for, paid (held), then refunded, credited to the order, or forfeited."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from auction import signals
+from auction.errors import DepositExists, LotNotOpen, NotFound, ValidationFailed
+from auction.models import (
+    Deposit,
+    DepositScope,
+    DepositStatus,
+    Lot,
+    Payment,
+    PaymentPurpose,
+    Special,
+    User,
+)
+from auction.models.catalog import LOT_OUTCOMES
+from auction.services.events import event_record
+from auction.services.payments import payment_open, refund_create
+
+
+class NoDepositNeeded(ValidationFailed):
+    default_message = "No deposit is offered for this."
+
+
+def special_closes_at(special: Special) -> datetime:
+    """When the special's last lot ends (anti-sniping moves lots past ``ends_at``)."""
+    last_lot_end = Lot.objects.filter(special=special).aggregate(last=Max("ends_at"))["last"]
+    return max(special.ends_at, last_lot_end or special.ends_at)
+
+
+def _is_closed(deposit: Deposit, now: datetime) -> bool:
+    if deposit.scope == DepositScope.LOT:
+        lot = Lot.objects.only("status", "ends_at").get(pk=deposit.lot_id)
+        return lot.status in LOT_OUTCOMES or now >= lot.ends_at
+    special = Special.objects.get(pk=deposit.special_id)
+    return now >= special_closes_at(special)
+
+
+def deposit_request(*, user: User, lot_id: int | None = None, special_id: int | None = None) -> tuple[Deposit, Payment, bool]:
+    """The deposit and its payment for a lot or a special; the same pending one comes back.
+
+    Returns ``(deposit, payment, created)``. The caller prepares the payment
+    with the gateway after the transaction commits.
+    """
+    now = timezone.now()
+    if lot_id is not None:
+        lot = Lot.objects.select_related("special").filter(pk=lot_id, is_published=True, special__is_published=True).first()
+        if lot is None:
+            raise NotFound()
+        special, scope, amount = lot.special, DepositScope.LOT, lot.deposit
+        if lot.status in LOT_OUTCOMES or now >= lot.ends_at:
+            raise LotNotOpen("This lot has ended.")
+        if not amount:
+            raise NoDepositNeeded("This lot needs no deposit: bid right away.")
+    else:
+        special = Special.objects.filter(pk=special_id, is_published=True).first()
+        if special is None:
+            raise NotFound()
+        lot, scope, amount = None, DepositScope.SPECIAL, special.deposit
+        if now >= special_closes_at(special):
+            raise LotNotOpen("This special has ended.")
+        if not amount:
+            raise NoDepositNeeded("This special offers no special-wide deposit.")
+    key = Deposit.key_for(user_id=user.pk, scope=scope, special_id=special.pk, lot_id=lot.pk if lot else None)
+    if scope == DepositScope.LOT:
+        covering = Deposit.key_for(user_id=user.pk, scope=DepositScope.SPECIAL, special_id=special.pk, lot_id=None)
+        if Deposit.objects.filter(active_key=covering, status=DepositStatus.HELD).exists():
+            raise DepositExists("Your special-wide deposit already covers this lot.", scope=DepositScope.SPECIAL)
+    for _ in range(3):
+        existing = Deposit.objects.filter(active_key=key).select_related("payment").first()
+        if existing is not None:
+            if existing.status == DepositStatus.HELD:
+                raise DepositExists(deposit_id=existing.pk)
+            if existing.payment.expires_at > now:
+                return existing, existing.payment, False
+            deposit_cancel(deposit_id=existing.pk, reason="payment window passed")
+            continue
+        try:
+            with transaction.atomic():
+                deposit = Deposit.objects.create(
+                    user=user, scope=scope, special=special, lot=lot, amount=amount, active_key=key
+                )
+                payment = payment_open(
+                    purpose=PaymentPurpose.DEPOSIT, user=user, amount=amount, deposit=deposit,
+                    expires_at=now + timedelta(seconds=settings.AUCTION_DEPOSIT_PAYMENT_SECONDS),
+                )
+                event_record("deposit.requested", actor="user", user=user, special=special, lot=lot, deposit=deposit, amount=amount)
+            return deposit, payment, True
+        except IntegrityError:
+            continue  # a concurrent request made it first: take theirs
+    raise DepositExists()
+
+
+def deposits_for_user(*, user: User, status: str | None = None):
+    deposits = Deposit.objects.filter(user=user).order_by("-id")
+    return deposits.filter(status=status) if status else deposits
+
+
+def has_bidding_deposit(*, user_id: int, lot: Lot) -> bool:
+    """A held deposit for this lot or for its whole special."""
+    if not lot.deposit:
+        return True
+    keys = [
+        Deposit.key_for(user_id=user_id, scope=DepositScope.LOT, special_id=lot.special_id, lot_id=lot.pk),
+        Deposit.key_for(user_id=user_id, scope=DepositScope.SPECIAL, special_id=lot.special_id, lot_id=None),
+    ]
+    return Deposit.objects.filter(active_key__in=keys, status=DepositStatus.HELD).exists()
+
+
+def deposit_paid(*, payment: Payment) -> Deposit:
+    """Called under the payment's lock when its success is applied."""
+    deposit = Deposit.objects.select_for_update().get(pk=payment.deposit_id)
+    if deposit.status == DepositStatus.PENDING and not _is_closed(deposit, timezone.now()):
+        deposit.status = DepositStatus.HELD
+        deposit.save(update_fields=["status", "updated_at"])
+        event_record("deposit.held", actor="gateway", user=deposit.user, special_id=deposit.special_id, lot_id=deposit.lot_id, deposit=deposit, amount=deposit.amount)
+    elif deposit.status in (DepositStatus.PENDING, DepositStatus.CANCELLED):
+        # Paid for a lot that already ended, or after we gave up waiting: the
+        # money goes straight back.
+        reason = "paid after the lot ended" if deposit.status == DepositStatus.PENDING else "paid after it was cancelled"
+        _to_refunding(deposit, reason=reason, actor="gateway")
+    return deposit
+
+
+def _to_refunding(deposit: Deposit, *, reason: str, actor: str) -> None:
+    deposit.status = DepositStatus.REFUNDING
+    deposit.active_key = None
+    deposit.save(update_fields=["status", "active_key", "updated_at"])
+    event_record("deposit.refunding", actor=actor, user_id=deposit.user_id, special_id=deposit.special_id, lot_id=deposit.lot_id, deposit=deposit, amount=deposit.amount, data={"reason": reason})
+    refund_create(payment=Payment.objects.get(deposit=deposit), reason=reason, actor=actor)
+
+
+def deposit_refund(*, deposit: Deposit, reason: str, actor: str = "job") -> bool:
+    """Refund a held deposit; the caller holds its lock. Others are left alone."""
+    if deposit.status != DepositStatus.HELD:
+        return False
+    _to_refunding(deposit, reason=reason, actor=actor)
+    return True
+
+
+def deposit_forfeit(*, deposit: Deposit, reason: str, order=None, actor: str = "job") -> bool:
+    """扣保证金: the caller holds the deposit's lock."""
+    if deposit.status != DepositStatus.HELD:
+        return False
+    deposit.status = DepositStatus.FORFEITED
+    deposit.active_key = None
+    deposit.save(update_fields=["status", "active_key", "updated_at"])
+    event_record("deposit.forfeited", actor=actor, user_id=deposit.user_id, special_id=deposit.special_id, lot_id=deposit.lot_id, deposit=deposit, order=order, amount=deposit.amount, data={"reason": reason})
+    return True
+
+
+def deposit_apply(*, deposit: Deposit, order, actor: str = "gateway") -> bool:
+    """Credit the winner's lot deposit to their paid order; the caller holds its lock."""
+    if deposit.status != DepositStatus.HELD:
+        return False
+    deposit.status = DepositStatus.APPLIED
+    deposit.active_key = None
+    deposit.save(update_fields=["status", "active_key", "updated_at"])
+    event_record("deposit.applied", actor=actor, user_id=deposit.user_id, lot_id=deposit.lot_id, deposit=deposit, order=order, amount=deposit.amount)
+    return True
+
+
+def deposit_cancel(*, deposit_id: int, reason: str, actor: str = "job") -> bool:
+    """A pending deposit never paid: cancelled, and its payment closed at the gateway."""
+    with transaction.atomic():
+        deposit = Deposit.objects.select_for_update().get(pk=deposit_id)
+        if deposit.status != DepositStatus.PENDING:
+            return False
+        deposit.status = DepositStatus.CANCELLED
+        deposit.active_key = None
+        deposit.save(update_fields=["status", "active_key", "updated_at"])
+        payment = Payment.objects.get(deposit=deposit)
+        event_record("deposit.cancelled", actor=actor, user_id=deposit.user_id, deposit=deposit, payment=payment, data={"reason": reason})
+        signals.payment_close_wanted.send(sender=Deposit, payment_id=payment.pk)
+    return True
+
+
+def deposit_refunded(*, deposit_id: int) -> None:
+    changed = Deposit.objects.filter(pk=deposit_id, status=DepositStatus.REFUNDING).update(
+        status=DepositStatus.REFUNDED, updated_at=timezone.now()
+    )
+    if changed:
+        deposit = Deposit.objects.get(pk=deposit_id)
+        event_record("deposit.refunded", actor="gateway", user_id=deposit.user_id, deposit=deposit, amount=deposit.amount)
+
+
+def lot_deposits_release(*, lot: Lot, winner_id: int | None) -> int:
+    """At a lot's end: every lot deposit but the winner's goes back; unpaid ones are cancelled."""
+    released = 0
+    deposits = Deposit.objects.select_for_update().filter(lot=lot, scope=DepositScope.LOT).order_by("pk")
+    for deposit in deposits:
+        if deposit.status == DepositStatus.HELD and deposit.user_id != winner_id:
+            released += deposit_refund(deposit=deposit, reason="lot ended without you winning" if winner_id else "lot unsold")
+    for deposit in deposits.filter(status=DepositStatus.PENDING):
+        deposit_cancel(deposit_id=deposit.pk, reason="lot ended before payment")
+    return released
+
+
+def special_deposits_settle(*, special_id: int, now: datetime | None = None) -> int:
+    """Special-wide deposits go back once every lot has its outcome and their payer
+    owes nothing in the special; an overdue order forfeits them (see orders)."""
+    from auction.models import Order, OrderStatus
+
+    now = now or timezone.now()
+    if Lot.objects.filter(special_id=special_id).exclude(status__in=LOT_OUTCOMES).exists():
+        return 0
+    special = Special.objects.get(pk=special_id)
+    if now < special_closes_at(special):
+        return 0
+    settled = 0
+    with transaction.atomic():
+        deposits = Deposit.objects.select_for_update().filter(
+            special_id=special_id, scope=DepositScope.SPECIAL, status=DepositStatus.HELD
+        ).order_by("pk")
+        for deposit in deposits:
+            orders = Order.objects.filter(lot__special_id=special_id, user_id=deposit.user_id)
+            if orders.filter(status=OrderStatus.OVERDUE).exists():
+                settled += deposit_forfeit(deposit=deposit, reason="an order in the special went overdue")
+            elif not orders.filter(status=OrderStatus.PENDING_PAYMENT).exists():
+                settled += deposit_refund(deposit=deposit, reason="special ended, nothing left unpaid")
+        for deposit in Deposit.objects.filter(special_id=special_id, scope=DepositScope.SPECIAL, status=DepositStatus.PENDING):
+            deposit_cancel(deposit_id=deposit.pk, reason="special ended before payment")
+    return settled
+
