@@ -2,10 +2,10 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Router, Schema
 
 from api import presenters
-from api.schemas import ErrorOut, ImageOut, ListParams, LotSummaryOut, paginated
+from api.schemas import ErrorOut, ImageOut, LotSummaryOut
 from api.security import optional_user
 from auction import selectors
 from auction.errors import NotFound
@@ -30,18 +30,6 @@ class LotDetailOut(LotSummaryOut):
     my: LotMyOut | None = Field(description="The caller's own view; null without a token.")
 
 
-class BidOut(Schema):
-    id: int
-    price: int = Field(description="fen")
-    bidder: str = Field(description="A masked nickname, e.g. 张**")
-    created_at: datetime
-
-
-class BidListOut(Schema):
-    items: list[BidOut]
-    count: int
-
-
 def _published_lot(lot_id: int):
     lot = selectors.lot_detail(lot_id=lot_id)
     if lot is None:
@@ -53,20 +41,3 @@ def _published_lot(lot_id: int):
 def lot(request: HttpRequest, lot_id: int):
     user = optional_user(request)
     return presenters.lot_detail(request, _published_lot(lot_id), timezone.now(), user)
-
-
-@router.get("/{int:lot_id}/bids", response={200: BidListOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}, summary="Bids, newest first")
-def bids(request: HttpRequest, lot_id: int, params: Query[ListParams]):
-    optional_user(request)
-    if not selectors.lot_is_visible(lot_id=lot_id):
-        raise NotFound()
-    return paginated(
-        selectors.lot_bids(lot_id=lot_id),
-        params,
-        lambda bid: {
-            "id": bid.pk,
-            "price": bid.price,
-            "bidder": selectors.mask_nickname(bid.user.nickname),
-            "created_at": presenters.local(bid.created_at),
-        },
-    )

@@ -2,7 +2,7 @@
 
 from ninja import NinjaAPI
 
-from api import auth, errors, lots, me, specials
+from api import auth, bids, deposits, errors, lots, me, orders, payments, specials
 from api.security import TokenAuth
 
 api = NinjaAPI(
@@ -18,3 +18,7 @@ api.add_router("/auth", auth.router)
 api.add_router("/me", me.router, auth=TokenAuth())
 api.add_router("/specials", specials.router)
 api.add_router("/lots", lots.router)
+api.add_router("/lots", bids.router)  # each operation names its own auth
+api.add_router("/deposits", deposits.router, auth=TokenAuth())
+api.add_router("/orders", orders.router, auth=TokenAuth())
+api.add_router("/payments", payments.router, auth=TokenAuth())

@@ -44,3 +44,20 @@ def paginated(queryset, params: ListParams, present) -> dict:
     """``{"items": [...], "count": N}`` for ``?limit=&offset=``."""
     items = [present(item) for item in queryset[params.offset : params.offset + params.limit]]
     return {"items": items, "count": queryset.count()}
+
+
+class PaymentParamsOut(Schema):
+    timeStamp: str  # noqa: N815  (wx.requestPayment's names)
+    nonceStr: str  # noqa: N815
+    package: str
+    signType: str  # noqa: N815
+    paySign: str  # noqa: N815
+
+
+class PaymentOut(Schema):
+    out_trade_no: str
+    purpose: str
+    amount: int = Field(description="fen")
+    status: str
+    gateway: str
+    params: PaymentParamsOut | None = Field(description="Hand to wx.requestPayment; null once paid or closed.")

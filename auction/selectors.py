@@ -2,11 +2,12 @@
 
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import Count, DateTimeField, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 
-from auction.images import cover_prefetch, gallery_prefetch
-from auction.models import Bid, Lot, LotImage, Special, SpecialStatus
+from auction.images import COVER_SPEC, cover_prefetch, gallery_prefetch, rendition_of
+from auction.models import AutoBid, Bid, Deposit, DepositScope, DepositStatus, Lot, LotImage, Special, SpecialStatus
 
 
 def _specials() -> QuerySet[Special]:
@@ -69,3 +70,36 @@ def mask_nickname(nickname: str) -> str:
 
 def lot_is_visible(*, lot_id: int) -> bool:
     return Lot.objects.filter(pk=lot_id, is_published=True, special__is_published=True).exists()
+
+
+def lot_card_cache_key(lot_id: int) -> str:
+    return f"lot-card:{lot_id}"
+
+
+def lot_card(*, lot_id: int) -> dict:
+    """Title and cover of a lot, cached: the bid path answers with them on every bid."""
+    card = cache.get(lot_card_cache_key(lot_id))
+    if card is None:
+        lot = Lot.objects.select_related("cover").only("title", "cover").get(pk=lot_id)
+        card = {"title": lot.title, "cover": rendition_of(lot.cover, COVER_SPEC)}
+        cache.set(lot_card_cache_key(lot_id), card, timeout=300)
+    return card
+
+
+def deposit_status_for_lot(*, lot: Lot, user) -> str | None:
+    """The deposit that decides whether the caller may bid: an active one for the
+    lot or its special first, else the latest for the lot (e.g. refunded)."""
+    keys = [
+        Deposit.key_for(user_id=user.pk, scope=DepositScope.LOT, special_id=lot.special_id, lot_id=lot.pk),
+        Deposit.key_for(user_id=user.pk, scope=DepositScope.SPECIAL, special_id=lot.special_id, lot_id=None),
+    ]
+    active = list(Deposit.objects.filter(active_key__in=keys).values_list("status", flat=True))
+    if DepositStatus.HELD in active:
+        return DepositStatus.HELD
+    if active:
+        return active[0]
+    return Deposit.objects.filter(user=user, lot=lot).order_by("-id").values_list("status", flat=True).first()
+
+
+def auto_bid_max(*, lot_id: int, user) -> int | None:
+    return AutoBid.objects.filter(lot_id=lot_id, user=user).values_list("max_price", flat=True).first()

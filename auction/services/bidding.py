@@ -167,6 +167,3 @@ def auto_bid_withdraw(*, lot_id: int, user: User) -> bool:
         deleted, _ = AutoBid.objects.filter(lot_id=lot_id, user=user).delete()
     return bool(deleted)
 
-
-def auto_bid_max(*, lot_id: int, user: User) -> int | None:
-    return AutoBid.objects.filter(lot_id=lot_id, user=user).values_list("max_price", flat=True).first()

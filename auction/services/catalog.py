@@ -9,12 +9,15 @@ end time once bidding opened) is never written here.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from auction import signals
 from auction.models import Lot, LotImage, Special
 from auction.money import MAX_FEN, format_yuan
+from auction.selectors import lot_card_cache_key
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,10 @@ def special_publish(
     _apply_content(special, content)
     special.is_published = is_published
     special.save()
-    if not refused and not created:
-        _reschedule_lots(special, lot_page_ids, now)
+    if not refused:
+        signals.special_times_changed.send(sender=Special, special_id=special.pk)
+        if not created:
+            _reschedule_lots(special, lot_page_ids, now)
     return PublishResult(row=special, created=created, refused_terms=refused)
 
 
@@ -190,6 +195,7 @@ def _reschedule_lots(special: Special, lot_page_ids: list[int] | None, now: date
         ends_at = special.lot_ends_at(position)
         if (lot.position, lot.ends_at) != (position, ends_at):
             Lot.objects.filter(pk=lot.pk).update(position=position, ends_at=ends_at)
+            signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=ends_at)
 
 
 @transaction.atomic
@@ -219,6 +225,7 @@ def lot_publish(
         _apply_content(lot, content)
         lot.is_published = is_published
         lot.save()
+        signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     else:
         fields = ["title", "description", "cover", "is_published", "updated_at"]
         if special.is_bidding_opened(now):
@@ -233,7 +240,10 @@ def lot_publish(
         lot.is_published = is_published
         # update_fields: price, leader, bid count and status are never written here.
         lot.save(update_fields=fields)
+        if "ends_at" in fields:
+            signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     _replace_images(lot, content.image_ids)
+    transaction.on_commit(lambda: cache.delete(lot_card_cache_key(lot.pk)))
     return PublishResult(row=lot, created=created, refused_terms=refused)
 
 

@@ -1,0 +1,172 @@
+"""Orders: made at the hammer, paid within the window, or overdue and forfeited."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from auction import signals
+from auction.errors import CouponUnavailable, NotFound, OrderNotPayable
+from auction.models import (
+    Deposit,
+    DepositScope,
+    DepositStatus,
+    Lot,
+    LotStatus,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentPurpose,
+    PaymentStatus,
+    User,
+)
+from auction.services.deposits import deposit_apply, deposit_forfeit
+from auction.services.events import event_record
+from auction.services.payments import payment_close, payment_open, random_number, refund_create
+
+
+@dataclass(frozen=True)
+class Quote:
+    price: int
+    deposit_credit: int
+    coupon_discount: int
+    amount_due: int
+
+
+def order_number() -> str:
+    """``YYYYMMDD`` + 16 random base62 characters: 24 characters, WeChat-safe."""
+    return random_number()
+
+
+def orders_for_user(*, user: User, status: str | None = None):
+    orders = Order.objects.filter(user=user).select_related("lot").order_by("-id")
+    return orders.filter(status=status) if status else orders
+
+
+def order_for_user(*, order_no: str, user: User) -> Order:
+    order = Order.objects.select_related("lot").filter(order_no=order_no, user=user).first()
+    if order is None:
+        raise NotFound()  # another user's order does not exist for this caller
+    return order
+
+
+def _coupon_discount(order: Order, user_coupon_id: int | None) -> int:
+    if user_coupon_id is not None:
+        # Coupons arrive with the coupon centre; until then none is usable.
+        raise CouponUnavailable(user_coupon_id=user_coupon_id)
+    return 0
+
+
+def order_quote(*, order_no: str, user: User, user_coupon_id: int | None = None) -> Quote:
+    order = order_for_user(order_no=order_no, user=user)
+    discount = _coupon_discount(order, user_coupon_id)
+    due = max(0, order.price - order.deposit_credit - discount)
+    return Quote(price=order.price, deposit_credit=order.deposit_credit, coupon_discount=discount, amount_due=due)
+
+
+def order_create(*, lot: Lot, winner_id: int, pay_deadline: datetime) -> Order:
+    """At the hammer, under the lot's lock: the winner's lot deposit is credited."""
+    deposit_amount = (
+        Deposit.objects.filter(lot=lot, scope=DepositScope.LOT, user_id=winner_id, status=DepositStatus.HELD)
+        .values_list("amount", flat=True)
+        .first()
+    ) or 0
+    order = Order.objects.create(
+        order_no=order_number(),
+        lot=lot,
+        user_id=winner_id,
+        price=lot.current_price,
+        deposit_credit=min(deposit_amount, lot.current_price),
+        pay_deadline=pay_deadline,
+    )
+    event_record("order.created", user_id=winner_id, lot=lot, order=order, amount=order.price, data={"pay_deadline": pay_deadline.isoformat()})
+    signals.order_created.send(sender=Order, order_id=order.pk, pay_deadline=pay_deadline)
+    return order
+
+
+def order_pay(*, order_no: str, user: User, address: dict, user_coupon_id: int | None = None) -> tuple[Order, Payment | None]:
+    """Start paying; with nothing left to pay the order is paid at once."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(order_no=order_no, user=user).first()
+        if order is None:
+            raise NotFound()
+        now = timezone.now()
+        if order.status != OrderStatus.PENDING_PAYMENT or now >= order.pay_deadline:
+            raise OrderNotPayable(status=order.status)
+        order.coupon_discount = _coupon_discount(order, user_coupon_id)
+        order.address = address
+        order.save(update_fields=["address", "coupon_discount"])
+        open_payments = list(order.payments.filter(status=PaymentStatus.CREATED).order_by("-id"))
+        if order.amount_due == 0:
+            _mark_paid(order, paid_at=now, actor="user")
+            payment = None
+        elif open_payments and open_payments[0].amount == order.amount_due:
+            payment = open_payments.pop(0)
+        else:
+            payment = payment_open(
+                purpose=PaymentPurpose.ORDER, user=user, amount=order.amount_due, order=order, expires_at=order.pay_deadline
+            )
+        for stale in open_payments:
+            signals.payment_close_wanted.send(sender=Order, payment_id=stale.pk)
+    return order, payment
+
+
+def order_paid(*, payment: Payment) -> None:
+    """Called under the payment's lock when its success is applied."""
+    order = Order.objects.select_for_update().get(pk=payment.order_id)
+    if order.status == OrderStatus.PENDING_PAYMENT and payment.amount == order.amount_due:
+        _mark_paid(order, paid_at=payment.paid_at, actor="gateway")
+        for other in order.payments.filter(status=PaymentStatus.CREATED).exclude(pk=payment.pk):
+            signals.payment_close_wanted.send(sender=Order, payment_id=other.pk)
+        return
+    # Overdue, already paid through another payment, or paid for an old
+    # amount: the money goes back, automatically.
+    reason = {OrderStatus.OVERDUE: "paid after the order went overdue", OrderStatus.PAID: "order already paid"}.get(
+        order.status, "paid an outdated amount"
+    )
+    refund_create(payment=payment, reason=reason, actor="gateway")
+
+
+def _mark_paid(order: Order, *, paid_at: datetime, actor: str) -> None:
+    order.status = OrderStatus.PAID
+    order.paid_at = paid_at
+    order.save(update_fields=["status", "paid_at"])
+    event_record("order.paid", actor=actor, user_id=order.user_id, lot_id=order.lot_id, order=order, amount=order.amount_due)
+    deposit = (
+        Deposit.objects.select_for_update()
+        .filter(lot_id=order.lot_id, scope=DepositScope.LOT, user_id=order.user_id, status=DepositStatus.HELD)
+        .first()
+    )
+    if deposit is not None:
+        deposit_apply(deposit=deposit, order=order, actor=actor)
+    signals.special_outcome_changed.send(sender=Order, special_id=Lot.objects.values_list("special_id", flat=True).get(pk=order.lot_id))
+
+
+def order_expire(*, order_id: int) -> bool:
+    """逾期: at the deadline the order is closed, the lot defaulted, the deposits forfeited.
+
+    Open payments are closed at the gateway first; one that still succeeds
+    afterwards is refunded by ``order_paid``.
+    """
+    order = Order.objects.get(pk=order_id)
+    if order.status != OrderStatus.PENDING_PAYMENT or timezone.now() < order.pay_deadline:
+        return False
+    for payment_id in order.payments.filter(status=PaymentStatus.CREATED).values_list("pk", flat=True):
+        payment_close(payment_id=payment_id, reason="order overdue")
+    with transaction.atomic():
+        order = Order.objects.select_for_update().select_related("lot").get(pk=order_id)
+        if order.status != OrderStatus.PENDING_PAYMENT or timezone.now() < order.pay_deadline:
+            return False
+        order.status = OrderStatus.OVERDUE
+        order.save(update_fields=["status"])
+        event_record("order.overdue", actor="job", user_id=order.user_id, lot=order.lot, order=order, amount=order.amount_due)
+        if Lot.objects.filter(pk=order.lot_id, status=LotStatus.SOLD).update(status=LotStatus.DEFAULTED, version=F("version") + 1):
+            event_record("lot.defaulted", actor="job", user_id=order.user_id, lot=order.lot, order=order)
+        deposits = Deposit.objects.select_for_update().filter(user_id=order.user_id, status=DepositStatus.HELD).filter(
+            Q(scope=DepositScope.LOT, lot_id=order.lot_id) | Q(scope=DepositScope.SPECIAL, special_id=order.lot.special_id)
+        )
+        for deposit in deposits.order_by("pk"):
+            deposit_forfeit(deposit=deposit, reason="order overdue", order=order)
+    return True

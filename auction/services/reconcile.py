@@ -1,0 +1,110 @@
+"""The sweep: anything due and not done gets done.
+
+Exact-time schedules give promptness; this gives certainty. It is what makes
+a lost task (the Redis broker does not acknowledge), a crashed worker or a
+missing notification harmless. Each step is idempotent and isolated: one
+failure is logged and the rest still runs.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from auction.gateways.payments import GatewayError, gateway_for
+from auction.models import (
+    Deposit,
+    DepositScope,
+    DepositStatus,
+    Lot,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    Special,
+    SpecialStatus,
+)
+from auction.models.catalog import LOT_OUTCOMES
+from auction.services.deposits import deposit_cancel, special_deposits_settle
+from auction.services.orders import order_expire
+from auction.services.payments import payment_apply_success, payment_close, refund_poll, refund_submit
+from auction.services.settlement import lot_settle, special_advance
+
+logger = logging.getLogger(__name__)
+
+# Leave a fresh refund to its own job and notification before polling it.
+REFUND_POLL_AFTER = timedelta(seconds=30)
+BATCH = 200
+
+
+def _each(label: str, ids, action) -> int:
+    done = 0
+    for pk in ids:
+        try:
+            action(pk)
+            done += 1
+        except Exception:
+            logger.exception("reconcile: %s %s failed; the next sweep retries", label, pk)
+    return done
+
+
+def _payment_expired(payment_id: int) -> None:
+    """Ask the gateway before closing: a payment it says is paid is applied instead."""
+    payment = Payment.objects.get(pk=payment_id)
+    try:
+        state = gateway_for(payment.gateway).query(payment)
+    except GatewayError:
+        return
+    if state.status == "paid":
+        payment_apply_success(
+            out_trade_no=payment.out_trade_no, transaction_id=state.transaction_id,
+            amount=state.amount if state.amount is not None else payment.amount, paid_at=state.paid_at, actor="job",
+        )
+    else:
+        payment_close(payment_id=payment.pk, reason="payment window passed")
+
+
+def reconcile(*, now: datetime | None = None) -> dict[str, int]:
+    now = now or timezone.now()
+    report = {}
+    report["specials"] = _each(
+        "special", Special.objects.exclude(status=SpecialStatus.ENDED).values_list("pk", flat=True)[:BATCH],
+        lambda pk: special_advance(special_id=pk, now=now),
+    )
+    report["lots_settled"] = _each(
+        "lot", Lot.objects.exclude(status__in=LOT_OUTCOMES).filter(ends_at__lte=now).values_list("pk", flat=True)[:BATCH],
+        lambda pk: lot_settle(lot_id=pk),
+    )
+    report["orders_expired"] = _each(
+        "order",
+        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, pay_deadline__lte=now).values_list("pk", flat=True)[:BATCH],
+        lambda pk: order_expire(order_id=pk),
+    )
+    report["deposits_cancelled"] = _each(
+        "deposit",
+        Deposit.objects.filter(status=DepositStatus.PENDING, payment__expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
+        lambda pk: deposit_cancel(deposit_id=pk, reason="payment window passed"),
+    )
+    report["payments_closed"] = _each(
+        "payment",
+        Payment.objects.filter(status=PaymentStatus.CREATED, expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
+        _payment_expired,
+    )
+    report["refunds_submitted"] = _each(
+        "refund", Refund.objects.filter(status=RefundStatus.PENDING).values_list("pk", flat=True)[:BATCH],
+        lambda pk: refund_submit(refund_id=pk),
+    )
+    report["refunds_polled"] = _each(
+        "refund",
+        Refund.objects.filter(status=RefundStatus.PROCESSING, submitted_at__lte=now - REFUND_POLL_AFTER).values_list("pk", flat=True)[:BATCH],
+        lambda pk: refund_poll(refund_id=pk),
+    )
+    report["special_deposits"] = _each(
+        "special deposits",
+        Deposit.objects.filter(scope=DepositScope.SPECIAL, status=DepositStatus.HELD, special__status=SpecialStatus.ENDED)
+        .values_list("special_id", flat=True).distinct()[:BATCH],
+        lambda pk: special_deposits_settle(special_id=pk, now=now),
+    )
+    return report

@@ -1,0 +1,53 @@
+"""The domain's announcements turned into schedules and tasks."""
+
+from django.db.models.signals import post_migrate
+
+from auction import signals
+from auction.models import Special
+from jobs import schedules
+
+
+def on_special_times_changed(sender, special_id: int, **kwargs) -> None:
+    special = Special.objects.only("preview_at", "starts_at", "ends_at").get(pk=special_id)
+    schedules.special_phases(special_id, preview_at=special.preview_at, starts_at=special.starts_at, ends_at=special.ends_at)
+
+
+def on_lot_end_changed(sender, lot_id: int, ends_at, **kwargs) -> None:
+    schedules.lot_end(lot_id, ends_at)
+
+
+def on_order_created(sender, order_id: int, pay_deadline, **kwargs) -> None:
+    schedules.order_expiry(order_id, pay_deadline)
+
+
+def on_refund_created(sender, refund_id: int, **kwargs) -> None:
+    schedules.now_after_commit("jobs.tasks.refund_submit", refund_id)
+
+
+def on_refund_submitted(sender, refund_id: int, **kwargs) -> None:
+    schedules.now_after_commit("jobs.tasks.refund_poll", refund_id)
+
+
+def on_payment_close_wanted(sender, payment_id: int, **kwargs) -> None:
+    schedules.now_after_commit("jobs.tasks.payment_close", payment_id)
+
+
+def on_special_outcome_changed(sender, special_id: int, **kwargs) -> None:
+    schedules.now_after_commit("jobs.tasks.special_deposits", special_id)
+
+
+def on_post_migrate(sender, **kwargs) -> None:
+    # Sent once per app with models; the schedule table is django_q's.
+    if sender.label == "django_q":
+        schedules.sweep_every_minute()
+
+
+def connect(app_config) -> None:
+    signals.special_times_changed.connect(on_special_times_changed, dispatch_uid="jobs.special_times")
+    signals.lot_end_changed.connect(on_lot_end_changed, dispatch_uid="jobs.lot_end")
+    signals.order_created.connect(on_order_created, dispatch_uid="jobs.order_created")
+    signals.refund_created.connect(on_refund_created, dispatch_uid="jobs.refund_created")
+    signals.refund_submitted.connect(on_refund_submitted, dispatch_uid="jobs.refund_submitted")
+    signals.payment_close_wanted.connect(on_payment_close_wanted, dispatch_uid="jobs.payment_close")
+    signals.special_outcome_changed.connect(on_special_outcome_changed, dispatch_uid="jobs.special_outcome")
+    post_migrate.connect(on_post_migrate, dispatch_uid="jobs.sweep_schedule")
