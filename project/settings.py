@@ -7,6 +7,7 @@ production engines; ``DJANGO_DEBUG=0`` switches on every deploy safeguard.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -122,7 +123,12 @@ if DATABASE_ENGINE == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_NAME") or None}
+    # A file, not memory: end-to-end tests run the web server and the job
+    # cluster as separate processes against the test database.
+    # One per test process, so two test runs never share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("SQLITE_TEST_NAME") or str(Path(tempfile.gettempdir()) / f"auction-test-{os.getpid()}.sqlite3")
+    }
 elif DATABASE_ENGINE == "django.db.backends.mysql":
     DATABASES["default"]["OPTIONS"] = {
         "charset": "utf8mb4",
