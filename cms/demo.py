@@ -111,8 +111,9 @@ CATALOG = (
         ),
         preview_in=timedelta(days=-2),
         starts_in=timedelta(hours=-1),
-        # Short, so a newcomer can watch lots end one by one.
-        ends_in=timedelta(minutes=30),
+        # Short, so a newcomer can deposit, bid and watch lots end one by one
+        # within minutes of `make run` (rm -rf var/ for a fresh demo).
+        ends_in=timedelta(minutes=10),
         deposit=yuan(2_000),
         stagger_seconds=60,
         lots=(

@@ -7,13 +7,23 @@ page, and nothing here is read by the API.
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy
 from modelcluster.fields import ParentalKey
-from wagtail.admin.panels import FieldPanel, FieldRowPanel, HelpPanel, MultiFieldPanel, MultipleChooserPanel
+from wagtail.admin.panels import (
+    FieldPanel,
+    FieldRowPanel,
+    HelpPanel,
+    MultiFieldPanel,
+    MultipleChooserPanel,
+    ObjectList,
+    TabbedInterface,
+)
 from wagtail.fields import RichTextField
 from wagtail.models import Orderable, Page
 
 from auction.money import FenField
 from auction.services import catalog
+from cms.market_panels import LotMarketPanel, SpecialMarketPanel
 
 
 class AuctionIndexPage(Page):
@@ -62,6 +72,13 @@ class SpecialPage(Page):
             heading="Terms",
         ),
     ]
+    edit_handler = TabbedInterface([
+        ObjectList(content_panels, heading=gettext_lazy("Content")),
+        # Read-only: what bids made of the published special.
+        ObjectList([SpecialMarketPanel(heading="Market summary")], heading="Market"),
+        ObjectList(Page.promote_panels, heading=gettext_lazy("Promote")),
+        ObjectList(Page.settings_panels, heading=gettext_lazy("Settings")),
+    ])
     parent_page_types = ["cms.AuctionIndexPage"]
     subpage_types = ["cms.LotPage"]
 
@@ -117,6 +134,13 @@ class LotPage(Page):
             heading="Terms",
         ),
     ]
+    edit_handler = TabbedInterface([
+        ObjectList(content_panels, heading=gettext_lazy("Content")),
+        # Read-only: price, leader, bids and deposits live on the market row, not the page.
+        ObjectList([LotMarketPanel(heading="Market state")], heading="Market"),
+        ObjectList(Page.promote_panels, heading=gettext_lazy("Promote")),
+        ObjectList(Page.settings_panels, heading=gettext_lazy("Settings")),
+    ])
     parent_page_types = ["cms.SpecialPage"]
     subpage_types: list[str] = []
 

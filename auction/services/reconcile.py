@@ -50,8 +50,11 @@ def _each(label: str, ids, action) -> int:
     return done
 
 
-def _payment_expired(payment_id: int) -> None:
-    """Ask the gateway before closing: a payment it says is paid is applied instead."""
+def payment_reconcile(payment_id: int) -> None:
+    """Ask the gateway before closing: a payment it says is paid is applied instead.
+
+    For payments whose window has passed: the sweep, and ops' "query now".
+    """
     payment = Payment.objects.get(pk=payment_id)
     try:
         state = gateway_for(payment.gateway).query(payment)
@@ -90,7 +93,7 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
     report["payments_closed"] = _each(
         "payment",
         Payment.objects.filter(status=PaymentStatus.CREATED, expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
-        _payment_expired,
+        payment_reconcile,
     )
     report["refunds_submitted"] = _each(
         "refund", Refund.objects.filter(status=RefundStatus.PENDING).values_list("pk", flat=True)[:BATCH],

@@ -1,0 +1,106 @@
+"""Ops' "query now": ask the gateway about a stuck refund or payment right away.
+
+The sweep does the same every minute; this is for the ops person on the
+phone with a bidder who will not wait. Each action calls the very service
+the sweep calls, so a button press and the job cannot disagree, and pressing
+twice (or racing the job) is harmless: the services lock and re-check.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from auction.models import Payment, PaymentStatus, Refund, RefundStatus
+from auction.services.events import event_record
+from auction.services.payments import refund_poll
+from auction.services.reconcile import payment_reconcile
+
+
+class QueryNow:
+    """One "query now" action: who may run it, on what, and what it says afterwards."""
+
+    model = None
+    permission = ""
+    label = "Query the gateway now"
+
+    def why_not(self, obj) -> str:
+        """Why the action does not apply to ``obj`` now; empty when it does."""
+        raise NotImplementedError
+
+    def run(self, obj) -> tuple[int, str]:
+        """Call the service; return a message level and text for the ops person."""
+        raise NotImplementedError
+
+    def is_available(self, obj, user) -> bool:
+        return user.has_perm(self.permission) and not self.why_not(obj)
+
+
+class RefundQueryNow(QueryNow):
+    model = Refund
+    permission = "auction.change_refund"
+
+    def why_not(self, refund: Refund) -> str:
+        if refund.status != RefundStatus.PROCESSING:
+            return f"Refund {refund} is {refund.get_status_display()}: only a refund the gateway is processing can be queried."
+        return ""
+
+    def run(self, refund: Refund) -> tuple[int, str]:
+        refund = refund_poll(refund_id=refund.pk)
+        if refund.status == RefundStatus.SUCCEEDED:
+            return messages.SUCCESS, f"Refund {refund} succeeded."
+        if refund.status == RefundStatus.FAILED:
+            return messages.ERROR, f"Refund {refund} failed at the gateway and needs ops."
+        return messages.WARNING, f"Refund {refund} is still processing (or the gateway could not be asked); the sweep keeps polling."
+
+
+class PaymentQueryNow(QueryNow):
+    model = Payment
+    permission = "auction.change_payment"
+
+    def why_not(self, payment: Payment) -> str:
+        if payment.status != PaymentStatus.CREATED:
+            return f"Payment {payment} is {payment.get_status_display()}: only an open payment can be queried."
+        if payment.expires_at > timezone.now():
+            # The service closes a payment the gateway reports unpaid; before
+            # the window ends that would cut off a bidder who is paying now.
+            return (
+                f"Payment {payment} is open until {timezone.localtime(payment.expires_at):%Y-%m-%d %H:%M}; "
+                "the bidder may still be paying. It is queried when its window passes."
+            )
+        return ""
+
+    def run(self, payment: Payment) -> tuple[int, str]:
+        payment_reconcile(payment.pk)
+        payment.refresh_from_db()
+        if payment.status == PaymentStatus.PAID:
+            return messages.SUCCESS, f"Payment {payment} was paid at the gateway; it has been applied."
+        if payment.status == PaymentStatus.CLOSED:
+            return messages.SUCCESS, f"Payment {payment} was not paid; it has been closed."
+        return messages.WARNING, f"Payment {payment} is unchanged (the gateway could not be asked); the sweep retries."
+
+
+def query_now_view(action: QueryNow, *, inspect_url_name: str):
+    """POST only; Django's CSRF middleware guards it like every admin form."""
+
+    @require_POST
+    def view(request, pk):
+        if not request.user.has_perm(action.permission):
+            raise PermissionDenied
+        obj = get_object_or_404(action.model, pk=pk)
+        reason = action.why_not(obj)
+        if reason:
+            messages.warning(request, reason)
+        else:
+            # Who pressed the button belongs in the audit trail next to what it did.
+            level, text = action.run(obj)
+            obj.refresh_from_db()
+            event_record(
+                "ops.query_now", actor="ops", user=obj.user if isinstance(obj, Payment) else obj.payment.user,
+                **{action.model._meta.model_name: obj}, data={"staff": request.user.get_username(), "status": obj.status},
+            )
+            messages.add_message(request, level, text)
+        return redirect(inspect_url_name, pk)
+
+    return view

@@ -1,0 +1,150 @@
+"""Read-only market state in the page editor: what bids and settlement made of a page.
+
+A page holds content and terms; the price, the leader, the end time and the
+deposits live on the market rows in ``auction``. Editors see them here
+without leaving the page, and nothing here writes: these panels carry no
+form fields, so saving or publishing the page cannot touch what they show.
+"""
+
+from django.db.models import Count, Max, Q, Sum
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from wagtail.admin.panels import Panel
+
+from auction.models import (
+    Deposit,
+    DepositScope,
+    DepositStatus,
+    Lot,
+    LotStatus,
+    Order,
+    OrderStatus,
+    Special,
+    SpecialStatus,
+)
+from auction.money import format_yuan
+from auction.selectors import mask_nickname
+
+# The panel is a glance, not the ledger: the Deposits screen has the rest.
+DEPOSITS_SHOWN = 50
+
+
+def _admin_url(name: str, *, args=(), query: str = "") -> str:
+    # The ops screens are registered by cms.wagtail_hooks; a page type used
+    # without them (a test settings module, say) still renders its panel.
+    try:
+        return reverse(name, args=args) + (f"?{query}" if query else "")
+    except NoReverseMatch:
+        return ""
+
+
+def _counts_by_status(deposits) -> list[dict]:
+    """Deposits per status in the lifecycle's order, with their total in yuan."""
+    rows = {row["status"]: row for row in deposits.order_by().values("status").annotate(count=Count("id"), total=Sum("amount"))}
+    return [
+        {"status": status, "label": label, "count": rows[status]["count"], "total": format_yuan(rows[status]["total"] or 0)}
+        for status, label in DepositStatus.choices
+        if status in rows
+    ]
+
+
+def lot_market(*, page_id: int | None) -> dict:
+    """What the lot editor's Market panel shows; ``lot`` is None before the first publish."""
+    lot = Lot.objects.select_related("special", "leader").filter(page_id=page_id).first() if page_id else None
+    if lot is None:
+        return {"lot": None}
+    now = timezone.now()
+    status = lot.status_at(now)
+    deposits = Deposit.objects.filter(lot=lot, scope=DepositScope.LOT)
+    order = Order.objects.filter(lot=lot).only("pk", "order_no", "status").first()
+    return {
+        "lot": lot,
+        "status": status,
+        "status_label": LotStatus(status).label,
+        "current_price": format_yuan(lot.current_price) if lot.bid_count else None,
+        "start_price": format_yuan(lot.start_price),
+        "next_min_bid": format_yuan(lot.next_min_bid()) if status == LotStatus.BIDDING else None,
+        "leader": mask_nickname(lot.leader.nickname) if lot.leader_id else None,
+        "deposit_counts": _counts_by_status(deposits),
+        "deposits": [
+            {
+                "id": deposit.pk,
+                "user": mask_nickname(deposit.user.nickname),
+                "amount": format_yuan(deposit.amount),
+                "status": deposit.get_status_display(),
+                "created_at": deposit.created_at,
+                "url": _admin_url("market_deposits:inspect", args=(deposit.pk,)),
+            }
+            for deposit in deposits.select_related("user").order_by("-id")[:DEPOSITS_SHOWN]
+        ],
+        "special_deposits_held": Deposit.objects.filter(
+            special_id=lot.special_id, scope=DepositScope.SPECIAL, status=DepositStatus.HELD
+        ).count(),
+        "order": order,
+        "order_url": _admin_url("market_orders:inspect", args=(order.pk,)) if order else "",
+        "bids_url": _admin_url("market_bids:index", query=f"lot={lot.pk}"),
+        "events_url": _admin_url("market_events:index", query=f"lot={lot.pk}"),
+        "deposits_url": _admin_url("market_deposits:index", query=f"lot={lot.pk}"),
+    }
+
+
+def special_market(*, page_id: int | None) -> dict:
+    """The special editor's summary; ``special`` is None before the first publish."""
+    special = Special.objects.filter(page_id=page_id).first() if page_id else None
+    if special is None:
+        return {"special": None}
+    now = timezone.now()
+    lots = Lot.objects.filter(special=special)
+    lot_summary = lots.aggregate(
+        # Bidders only follow published lots, so only those keep the special open.
+        count=Count("id"), published=Count("id", filter=Q(is_published=True)), closes_at=Max("ends_at", filter=Q(is_published=True))
+    )
+    status = special.status_at(now, closes_at=lot_summary["closes_at"])
+    held = Deposit.objects.filter(special=special, status=DepositStatus.HELD).aggregate(count=Count("id"), total=Sum("amount"))
+    return {
+        "special": special,
+        "status_label": SpecialStatus(status).label,
+        "lot_count": lot_summary["count"],
+        "published_lot_count": lot_summary["published"],
+        "closes_at": max(special.ends_at, lot_summary["closes_at"] or special.ends_at),
+        "deposits_held": held["count"],
+        "deposits_held_total": format_yuan(held["total"] or 0),
+        "deposit_counts": _counts_by_status(Deposit.objects.filter(special=special)),
+        "orders_by_status": [
+            {"label": OrderStatus(row["status"]).label, "count": row["count"]}
+            for row in Order.objects.filter(lot__special=special).order_by("status").values("status").annotate(count=Count("id"))
+        ],
+        "deposits_url": _admin_url("market_deposits:index", query=f"special={special.pk}"),
+        "events_url": _admin_url("market_events:index", query=f"special={special.pk}"),
+    }
+
+
+class MarketPanel(Panel):
+    """Renders ``template_name`` with what ``market`` reads for the page; no form fields."""
+
+    template_name = ""
+
+    @staticmethod
+    def market(*, page_id: int | None) -> dict:
+        raise NotImplementedError
+
+    class BoundPanel(Panel.BoundPanel):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.template_name = self.panel.template_name
+
+        def get_context_data(self, parent_context=None):
+            context = super().get_context_data(parent_context)
+            # A page being created has no pk yet; it shows "not published yet".
+            context["market"] = self.panel.market(page_id=self.instance.pk if self.instance else None)
+            return context
+
+
+class LotMarketPanel(MarketPanel):
+    template_name = "cms/admin/lot_market_panel.html"
+    market = staticmethod(lot_market)
+
+
+class SpecialMarketPanel(MarketPanel):
+    template_name = "cms/admin/special_market_panel.html"
+    market = staticmethod(special_market)

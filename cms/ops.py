@@ -1,0 +1,327 @@
+"""Ops screens in the Wagtail admin: orders, deposits, payments, refunds, events, bids.
+
+Read-only on purpose. Every change to these rows is a rule in ``auction``
+(locked, re-checked, written to the audit trail); an edit form here would
+be a way round all of that. So each viewset serves a listing and an inspect
+view only, with no add, edit, copy or delete URL at all, and the only thing
+ops can do is "query now" (``cms.admin_views``), which calls the same
+service as the job.
+
+Plain ``ModelViewSet``s rather than snippets: registering these models as
+snippets would also list them under Snippets and bring in snippet choosers,
+revisions and usage views that an audit screen must not have.
+"""
+
+from datetime import datetime
+
+import django_filters
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from wagtail.admin.admin_url_finder import ModelAdminURLFinder
+from wagtail.admin.filters import WagtailFilterSet
+from wagtail.admin.ui.tables import BooleanColumn, Column
+from wagtail.admin.views.generic import InspectView
+from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
+
+from auction.gateways.payments import GATEWAYS
+from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, Special
+from auction.money import format_yuan
+from auction.selectors import mask_nickname
+from cms.admin_views import PaymentQueryNow, RefundQueryNow, query_now_view
+
+# Enough history to settle a dispute on one row; the Events screen has all of it.
+EVENTS_SHOWN = 200
+# Where each model's inspect view lives, so inspect pages link to each other.
+INSPECT_URL_NAMES: dict[type[models.Model], str] = {}
+
+
+def _yuan_or_blank(fen: int | None) -> str:
+    return "" if fen is None else format_yuan(fen)
+
+
+def money_column(name: str, label: str, *, sortable: bool = True) -> Column:
+    return Column(name, label=label, accessor=lambda obj: _yuan_or_blank(getattr(obj, name)), sort_key=name if sortable else None)
+
+
+def _linked(value):
+    """A row of another ops screen links to its inspect view; a lot or special to its page."""
+    url_name = INSPECT_URL_NAMES.get(type(value))
+    if url_name:
+        return format_html('<a href="{}">{}</a>', reverse(url_name, args=(value.pk,)), value)
+    if isinstance(value, (Lot, Special)) and value.page_id:
+        return format_html('<a href="{}">{}</a>', reverse("wagtailadmin_pages:edit", args=(value.page_id,)), value)
+    return value
+
+
+class OpsInspectView(InspectView):
+    template_name = "cms/admin/ops_inspect.html"
+    # Passed in by the viewset (the view only accepts kwargs it has attributes for).
+    money_fields: tuple[str, ...] = ()
+    computed_fields: dict = {}
+    event_field = ""
+    query_action = None
+    query_url_name = ""
+
+    def get_field_label(self, field_name, field):
+        if field_name in self.computed_fields:
+            return self.computed_fields[field_name][0]
+        return super().get_field_label(field_name, field)
+
+    def get_field_display_value(self, field_name, field):
+        if field_name in self.computed_fields:
+            return _linked(self.computed_fields[field_name][1](self.object)) or "—"
+        if field_name in self.money_fields:
+            value = getattr(self.object, field_name)
+            return "—" if value is None else format_yuan(value)
+        if field is not None and field.is_relation:
+            return _linked(getattr(self.object, field_name)) or "—"
+        value = super().get_field_display_value(field_name, field)
+        if isinstance(value, datetime):
+            # The generic template formats with |localize, which skips the
+            # conversion to local time that {{ value }} alone would do.
+            return timezone.localtime(value) if timezone.is_aware(value) else value
+        return "—" if value is None else value
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if self.event_field:
+            context["events"] = [
+                {"event": event, "amount": _yuan_or_blank(event.amount), "url": reverse("market_events:inspect", args=(event.pk,))}
+                for event in Event.objects.filter(**{self.event_field: self.object}).order_by("-id")[:EVENTS_SHOWN]
+            ]
+        if self.query_action and self.query_action.is_available(self.object, self.request.user):
+            context["query_action"] = self.query_action
+            context["query_url"] = reverse(self.query_url_name, args=(self.object.pk,))
+        return context
+
+
+class ReadOnlyViewSet(ModelViewSet):
+    """A listing and an inspect view; see the module docstring for why nothing more."""
+
+    inspect_view_enabled = True
+    inspect_view_class = OpsInspectView
+    copy_view_enabled = False
+    # The reference index would scan every new audit row for references on save.
+    add_to_reference_index = False
+    list_per_page = 50
+    list_select_related: tuple[str, ...] = ()
+    money_fields: tuple[str, ...] = ()
+    computed_fields: dict = {}
+    event_field = ""
+    query_action = None
+
+    @property
+    def url_prefix(self):
+        return "market/" + self.name.removeprefix("market_")
+
+    def on_register(self):
+        INSPECT_URL_NAMES[self.model] = self.get_url_name("inspect")
+        super().on_register()
+
+    def get_common_view_kwargs(self, **kwargs):
+        view_kwargs = super().get_common_view_kwargs(**kwargs)
+        # No such views exist; None makes the generic views offer no button for them.
+        for name in ("add", "edit", "delete", "copy", "history", "usage"):
+            view_kwargs[f"{name}_url_name"] = None
+        return view_kwargs
+
+    def get_index_view_kwargs(self, **kwargs):
+        queryset = self.model._default_manager.select_related(*self.list_select_related)
+        return super().get_index_view_kwargs(queryset=queryset, **kwargs)
+
+    def get_inspect_view_kwargs(self, **kwargs):
+        return super().get_inspect_view_kwargs(
+            money_fields=self.money_fields,
+            computed_fields=self.computed_fields,
+            event_field=self.event_field,
+            query_action=self.query_action,
+            query_url_name=self.get_url_name("query") if self.query_action else "",
+            **kwargs,
+        )
+
+    def get_urlpatterns(self):
+        urlpatterns = [
+            path("", self.index_view, name="index"),
+            path("results/", self.index_results_view, name="index_results"),
+            path("inspect/<int:pk>/", self.inspect_view, name="inspect"),
+        ]
+        if self.query_action:
+            view = query_now_view(self.query_action, inspect_url_name=self.get_url_name("inspect"))
+            urlpatterns.append(path("query/<int:pk>/", view, name="query"))
+        return urlpatterns
+
+    @property
+    def url_finder_class(self):
+        # Wagtail's "edit this object" links (history, usage) go to the inspect view.
+        return type("_OpsURLFinder", (ModelAdminURLFinder,), {"edit_url_name": self.get_url_name("inspect")})
+
+    def get_permissions_to_register(self):
+        # Offer group editors only what means something here: view, and change
+        # where it allows "query now". Add and delete would promise forms that do not exist.
+        codenames = [f"view_{self.model_name}"] + ([f"change_{self.model_name}"] if self.query_action else [])
+        return Permission.objects.filter(content_type=ContentType.objects.get_for_model(self.model), codename__in=codenames)
+
+
+def id_filter(field_name: str, label: str) -> django_filters.NumberFilter:
+    """By a related row's id: what the page editor's market panel links to."""
+    return django_filters.NumberFilter(field_name=field_name, label=label)
+
+
+class OrderViewSet(ReadOnlyViewSet):
+    model = Order
+    name = "market_orders"
+    icon = "form"
+    menu_label = "Orders"
+    list_display = [
+        "order_no", "lot", "user", "status", money_column("price", "Price"),
+        money_column("amount_due", "Amount due", sortable=False), "pay_deadline", "paid_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["order_no"]
+    list_select_related = ("lot", "user")
+    inspect_view_fields = [
+        "order_no", "lot", "user", "status", "price", "deposit_credit", "coupon_discount", "amount_due",
+        "pay_deadline", "created_at", "paid_at", "address",
+    ]
+    money_fields = ("price", "deposit_credit", "coupon_discount", "amount_due")
+    event_field = "order"
+
+
+class DepositFilterSet(WagtailFilterSet):
+    lot = id_filter("lot_id", "Lot id")
+    special = id_filter("special_id", "Special id")
+
+    class Meta:
+        model = Deposit
+        fields = ["status", "scope"]
+
+
+class DepositViewSet(ReadOnlyViewSet):
+    model = Deposit
+    name = "market_deposits"
+    icon = "lock"
+    menu_label = "Deposits"
+    list_display = [
+        "id", "user", "scope",
+        Column("target", label="Lot / special", accessor=lambda deposit: deposit.lot if deposit.lot_id else deposit.special),
+        money_column("amount", "Amount"), "status", "created_at",
+    ]
+    filterset_class = DepositFilterSet
+    list_select_related = ("user", "lot", "special")
+    inspect_view_fields = ["id", "user", "scope", "special", "lot", "amount", "status", "payment", "created_at", "updated_at"]
+    computed_fields = {"payment": ("Payment", lambda deposit: Payment.objects.filter(deposit=deposit).first())}
+    money_fields = ("amount",)
+    event_field = "deposit"
+
+
+class PaymentFilterSet(WagtailFilterSet):
+    gateway = django_filters.ChoiceFilter(choices=lambda: [(name, name) for name in GATEWAYS])
+
+    class Meta:
+        model = Payment
+        fields = ["status", "purpose", "gateway"]
+
+
+class PaymentViewSet(ReadOnlyViewSet):
+    model = Payment
+    name = "market_payments"
+    icon = "tag"
+    menu_label = "Payments"
+    list_display = ["out_trade_no", "purpose", "user", money_column("amount", "Amount"), "status", "gateway", "created_at", "paid_at"]
+    filterset_class = PaymentFilterSet
+    search_fields = ["out_trade_no"]
+    list_select_related = ("user",)
+    inspect_view_fields = [
+        "out_trade_no", "purpose", "user", "deposit", "order", "amount", "status", "gateway", "transaction_id",
+        "refund", "expires_at", "created_at", "paid_at", "closed_at",
+    ]
+    computed_fields = {"refund": ("Refund", lambda payment: Refund.objects.filter(payment=payment).first())}
+    money_fields = ("amount",)
+    event_field = "payment"
+    query_action = PaymentQueryNow()
+
+
+class RefundViewSet(ReadOnlyViewSet):
+    model = Refund
+    name = "market_refunds"
+    icon = "resubmit"
+    menu_label = "Refunds"
+    list_display = [
+        "out_refund_no", money_column("amount", "Amount"), "reason", "status", "attempts", "created_at", "completed_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["out_refund_no"]
+    inspect_view_fields = [
+        "out_refund_no", "payment", "amount", "reason", "status", "gateway_refund_id", "attempts", "last_error",
+        "created_at", "submitted_at", "completed_at",
+    ]
+    money_fields = ("amount",)
+    event_field = "refund"
+    query_action = RefundQueryNow()
+
+
+class EventFilterSet(WagtailFilterSet):
+    # "refund" finds refund.created, refund.succeeded, ...: kinds are dotted.
+    kind = django_filters.CharFilter(lookup_expr="startswith", label="Kind starts with")
+    actor = django_filters.ChoiceFilter(choices=[(actor, actor) for actor in ("user", "job", "ops", "gateway", "system")])
+    lot = id_filter("lot_id", "Lot id")
+    special = id_filter("special_id", "Special id")
+    user = id_filter("user_id", "User id")
+
+    class Meta:
+        model = Event
+        fields = ["kind", "actor"]
+
+
+class EventViewSet(ReadOnlyViewSet):
+    model = Event
+    name = "market_events"
+    icon = "history"
+    menu_label = "Events"
+    list_display = ["created_at", "kind", "actor", "user", "lot", "order", money_column("amount", "Amount")]
+    filterset_class = EventFilterSet
+    search_fields = ["kind"]
+    list_select_related = ("user", "lot", "order")
+    money_fields = ("amount",)
+
+
+class BidFilterSet(WagtailFilterSet):
+    lot = id_filter("lot_id", "Lot id")
+
+    class Meta:
+        model = Bid
+        fields = ["is_auto"]
+
+
+def _bidder(bid: Bid) -> str:
+    return mask_nickname(bid.user.nickname)
+
+
+class BidViewSet(ReadOnlyViewSet):
+    model = Bid
+    name = "market_bids"
+    icon = "order-up"
+    menu_label = "Bids"
+    list_display = [
+        "lot", Column("bidder", label="Bidder", accessor=_bidder), money_column("price", "Price"),
+        BooleanColumn("is_auto", label="Proxy"), "created_at",
+    ]
+    filterset_class = BidFilterSet
+    list_select_related = ("lot", "user")
+    # Masked as bidders see each other; the user id is enough to find them in Events.
+    inspect_view_fields = ["lot", "bidder", "user_id", "price", "is_auto", "created_at"]
+    computed_fields = {"bidder": ("Bidder", _bidder), "user_id": ("Bidder's user id", lambda bid: bid.user_id)}
+    money_fields = ("price",)
+
+
+class MarketViewSetGroup(ModelViewSetGroup):
+    menu_label = "Market"
+    menu_icon = "tasks"
+    menu_order = 250
+    items = (OrderViewSet, DepositViewSet, PaymentViewSet, RefundViewSet, EventViewSet, BidViewSet)
+    # cms.wagtail_hooks adds "Jobs" (Django-Q2's admin) to this submenu.
+    submenu_hook = "register_market_menu_item"

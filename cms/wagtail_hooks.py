@@ -1,0 +1,29 @@
+"""Everything this project adds to the Wagtail admin, registered in one place.
+
+The models shown here live in ``auction``, which knows nothing of Wagtail's
+admin: the viewsets are defined in ``cms.ops`` and registered only here.
+"""
+
+from django.urls import reverse
+from wagtail import hooks
+from wagtail.admin.menu import MenuItem
+
+from cms.ops import MarketViewSetGroup
+
+
+@hooks.register("register_admin_viewset")
+def register_market_viewsets():
+    return MarketViewSetGroup()
+
+
+class JobsMenuItem(MenuItem):
+    """Django-Q2's schedules, queued and failed tasks live in the Django admin."""
+
+    def is_shown(self, request):
+        # The Django admin lets in staff only; a link others cannot open is noise.
+        return request.user.is_active and request.user.is_staff
+
+
+@hooks.register(MarketViewSetGroup.submenu_hook)
+def register_jobs_menu_item():
+    return JobsMenuItem("Jobs", reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
