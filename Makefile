@@ -8,6 +8,7 @@ AUCTION_PORT ?= 8000
 # The same suite against MariaDB and Redis on loopback (services-test, CI).
 SERVICES_DATABASE_URL ?= mysql://root@127.0.0.1:3306/auction
 SERVICES_REDIS_URL ?= redis://127.0.0.1:6379/15
+SERVICES_REDIS_CACHE_URL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
 export AUCTION_HOST AUCTION_PORT
@@ -59,7 +60,7 @@ test: $(VENV)/.dev
 ## services-test: the same suite against MariaDB and Redis on 127.0.0.1
 services-test: $(VENV)/.services
 	scripts/start-services.sh
-	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) $(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) REDIS_CACHE_URL=$(SERVICES_REDIS_CACHE_URL) $(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
 
 ## browser-test: an editor in headless Chromium publishes a special and a lot
 browser-test: $(VENV)/.dev

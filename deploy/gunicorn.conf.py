@@ -20,3 +20,6 @@ max_requests_jitter = 500
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn 27's control socket defaults to one path per machine; several
+# instances on one host would fight over it, and nothing here uses it.
+control_socket_disable = True

@@ -153,12 +153,15 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Cache and jobs -------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Clearing the cache empties its whole Redis database: give it its own so a
+# clear never takes the job queue with it (REDIS_URL keeps the broker).
+REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL", REDIS_URL)
 
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": REDIS_CACHE_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "auction"),
         }
     }

@@ -9,9 +9,10 @@ row (SELECT ... FOR UPDATE) before it enqueues it and moves it on.
 
 import logging
 import threading
+import time
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django_q.brokers import get_broker
 from django_q.cluster import Cluster
 from django_q.scheduler import scheduler
@@ -40,10 +41,21 @@ class Command(BaseCommand):
         from jobs.schedules import sweep_every_minute
 
         sweep_every_minute()
+        # The cluster forks its processes from this one: none may inherit (and
+        # later close) this process's database connection, and no thread may
+        # be running yet when it forks.
+        connections.close_all()
+        cluster = Cluster()  # its SIGTERM/SIGINT handler stops the sentinel
+        cluster.start()
         stop = threading.Event()
         ticker = threading.Thread(target=tick_forever, args=(stop, options["tick"]), name="schedule-tick", daemon=True)
         ticker.start()
         try:
-            Cluster().start()
+            # Cluster.start() returns as soon as the sentinel runs (qcluster
+            # lets the interpreter's exit join it), so wait for it here. Poll:
+            # a blocking join would race the signal handler's own join.
+            while cluster.sentinel is not None and cluster.sentinel.is_alive():
+                time.sleep(0.5)
         finally:
             stop.set()
+            ticker.join(timeout=10)
