@@ -11,7 +11,9 @@ SERVICES_REDIS_URL ?= redis://127.0.0.1:6379/15
 SERVICES_REDIS_CACHE_URL ?= redis://127.0.0.1:6379/14
 PYTEST_ARGS ?=
 
-export AUCTION_HOST AUCTION_PORT
+# What ensure_admin and the demo print as the address to open.
+WAGTAILADMIN_BASE_URL ?= http://$(AUCTION_HOST):$(AUCTION_PORT)
+export AUCTION_HOST AUCTION_PORT WAGTAILADMIN_BASE_URL
 
 .PHONY: run test services-test browser-test install migrate demo clean
 

@@ -1,11 +1,19 @@
 """The mini-program API, v1 (CONTRACT.md): one NinjaAPI joining one router per area."""
 
 from ninja import NinjaAPI
+from ninja.renderers import JSONRenderer
 
 from api import auth, bids, deposits, errors, lots, me, orders, payments, specials
 from api.security import TokenAuth
 
+
+class Utf8JSONRenderer(JSONRenderer):
+    # 张** rather than \u5f20**: a third smaller for Chinese text, same JSON.
+    json_dumps_params = {"ensure_ascii": False}
+
+
 api = NinjaAPI(
+    renderer=Utf8JSONRenderer(),
     title="Auction mini-program API",
     version="1",
     description="Money is integer fen everywhere. Errors are {code, message, detail}.",

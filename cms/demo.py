@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from io import BytesIO
 
+from django.conf import settings
 from django.core.files.images import ImageFile
 from django.db import transaction
 from django.utils import timezone
@@ -26,7 +27,6 @@ from cms.models import LotPage, LotPageImage, SpecialPage
 from cms.site import ensure_auction_index
 
 IMAGE_SIZE = (1200, 900)
-API_BASE = "http://127.0.0.1:8000/api/v1"
 BIDDERS = (("demo-alice", "林小雅"), ("demo-bob", "周博文"), ("demo-carol", "陈可欣"))
 
 
@@ -362,9 +362,10 @@ def demo_summary(result: DemoResult, *, now: datetime | None = None) -> list[str
         )
     lines.append("  bidders: " + ", ".join(f"{user.openid} ({user.nickname})" for user in result.bidders))
     lines.append("Try:")
-    lines.append(f"  curl {API_BASE}/specials")
+    api_base = settings.WAGTAILADMIN_BASE_URL.rstrip("/") + "/api/v1"
+    lines.append(f"  curl {api_base}/specials")
     if specials:
-        lines.append(f"  curl {API_BASE}/specials/{specials[0].pk}")
+        lines.append(f"  curl {api_base}/specials/{specials[0].pk}")
     login = f'{{"openid":"{BIDDERS[0][0]}"}}'
-    lines.append(f"  curl -X POST {API_BASE}/auth/sandbox -H 'Content-Type: application/json' -d '{login}'")
+    lines.append(f"  curl -X POST {api_base}/auth/sandbox -H 'Content-Type: application/json' -d '{login}'")
     return lines
