@@ -3,7 +3,7 @@
 from ninja import NinjaAPI
 from ninja.renderers import JSONRenderer
 
-from api import auth, bids, deposits, errors, lots, me, orders, payments, specials
+from api import auth, bids, coupons, deposits, errors, lots, me, notify, orders, payments, specials
 from api.security import TokenAuth
 
 
@@ -29,4 +29,7 @@ api.add_router("/lots", lots.router)
 api.add_router("/lots", bids.router)  # each operation names its own auth
 api.add_router("/deposits", deposits.router, auth=TokenAuth())
 api.add_router("/orders", orders.router, auth=TokenAuth())
+# WeChat's notifications carry a signature, not a token (api/notify.py).
+api.add_router("/payments/wechat", notify.router)
 api.add_router("/payments", payments.router, auth=TokenAuth())
+api.add_router("/coupons", coupons.router)  # each operation names its own auth

@@ -129,3 +129,35 @@ def order(request: HttpRequest, row) -> dict:
         "created_at": local(row.created_at),
         "paid_at": local(row.paid_at) if row.paid_at else None,
     }
+
+
+def coupon(row, *, claimed_by_me: int | None) -> dict:
+    return {
+        "id": row.pk,
+        "title": row.title,
+        "amount": row.amount,
+        "min_amount": row.min_amount,
+        "special_id": row.special_id,
+        "claim_starts_at": local(row.claim_starts_at),
+        "claim_ends_at": local(row.claim_ends_at),
+        "valid_from": local(row.valid_from) if row.valid_from else None,
+        "valid_until": local(row.valid_until) if row.valid_until else None,
+        "valid_days": row.valid_days,
+        "remaining": row.remaining,
+        "per_user_limit": row.per_user_limit,
+        "claimed_by_me": claimed_by_me,
+    }
+
+
+def user_coupon(row, now: datetime, *, claimed_by_me: int) -> dict:
+    """The coupon as claimed: its terms are the copy's, which editing the coupon never changes."""
+    terms = {"title": row.title, "amount": row.amount, "min_amount": row.min_amount, "special_id": row.special_id}
+    return {
+        "id": row.pk,
+        "coupon": {**coupon(row.coupon, claimed_by_me=claimed_by_me), **terms},
+        "status": row.status_at(now),
+        "valid_from": local(row.valid_from),
+        "valid_until": local(row.valid_until),
+        "claimed_at": local(row.claimed_at),
+        "order_no": row.order.order_no if row.order_id else None,
+    }

@@ -78,8 +78,33 @@ class OrderNotPayable(DomainError):
 
 
 class CouponUnavailable(DomainError):
+    """Not the caller's, not unused, or not valid now: another user's coupon is
+    refused with this same answer, so its existence is never revealed."""
+
     code = "coupon_unavailable"
     default_message = "This coupon cannot be used."
+
+
+class CouponNotApplicable(DomainError):
+    """The caller's valid coupon, but not for this order (special, minimum amount)."""
+
+    code = "coupon_not_applicable"
+    default_message = "This coupon does not apply to this order."
+
+
+class CouponSoldOut(DomainError):
+    code = "coupon_sold_out"
+    default_message = "This coupon has all been claimed."
+
+
+class CouponLimitReached(DomainError):
+    code = "coupon_limit_reached"
+    default_message = "You have claimed as many of this coupon as one person may."
+
+
+class CouponNotClaimable(DomainError):
+    code = "coupon_not_claimable"
+    default_message = "This coupon cannot be claimed now."
 
 
 class ValidationFailed(DomainError):
@@ -88,3 +113,9 @@ class ValidationFailed(DomainError):
     status_code = 422
     code = "validation_error"
     default_message = "The request has invalid fields."
+
+
+class CouponTotalBelowIssued(ValidationFailed):
+    """An operator lowering a coupon's total below what claims have issued."""
+
+    default_message = "The total cannot be less than the number already issued."

@@ -1,4 +1,5 @@
-"""A demo catalog for a fresh install: three specials, one in each phase a bidder meets.
+"""A demo catalog for a fresh install: three specials, one in each phase a bidder meets,
+and a coupon centre (cms.demo_coupons).
 
 Everything is made the way an editor makes it (pages saved as a revision, then
 published), so the market rows come from the same publishing path as in
@@ -20,9 +21,10 @@ from PIL import Image, ImageDraw, ImageFont
 from wagtail.images import get_image_model
 
 from auction import selectors
-from auction.models import User
+from auction.models import Coupon, Special, User
 from auction.money import FEN_PER_YUAN, format_yuan
 from auction.services.accounts import user_from_openid
+from cms.demo_coupons import demo_coupons_seed, demo_coupons_summary
 from cms.models import LotPage, LotPageImage, SpecialPage
 from cms.site import ensure_auction_index
 
@@ -180,6 +182,7 @@ class DemoResult:
     lot_count: int = 0
     image_count: int = 0
     bidders: list[User] = field(default_factory=list)
+    coupons: list[Coupon] = field(default_factory=list)
 
 
 def catalog_is_empty() -> bool:
@@ -198,6 +201,10 @@ def demo_seed(*, now: datetime | None = None) -> DemoResult | None:
         for special in CATALOG:
             _seed_special(index, special, now, result)
         result.bidders = [user_from_openid(openid=openid, nickname=nickname) for openid, nickname in BIDDERS]
+        # The coupon centre: one of its coupons is for the special in bidding.
+        bidding = next(number for number, special in enumerate(CATALOG) if special.starts_in <= timedelta(0) < special.ends_in)
+        bidding_special = Special.objects.get(page_id=result.special_pages[bidding].pk)
+        result.coupons = demo_coupons_seed(now=now, bidding_special=bidding_special, bidders=result.bidders)
     return result
 
 
@@ -360,6 +367,7 @@ def demo_summary(result: DemoResult, *, now: datetime | None = None) -> list[str
         lines.append(
             f"  special {special.pk:<4} {status:<8} {special.title} ({special.lot_count} lots, ends {ends}{deposit})"
         )
+    lines.extend(demo_coupons_summary(result.coupons))
     lines.append("  bidders: " + ", ".join(f"{user.openid} ({user.nickname})" for user in result.bidders))
     lines.append("Try:")
     api_base = settings.WAGTAILADMIN_BASE_URL.rstrip("/") + "/api/v1"
@@ -368,4 +376,5 @@ def demo_summary(result: DemoResult, *, now: datetime | None = None) -> list[str
         lines.append(f"  curl {api_base}/specials/{specials[0].pk}")
     login = f'{{"openid":"{BIDDERS[0][0]}"}}'
     lines.append(f"  curl -X POST {api_base}/auth/sandbox -H 'Content-Type: application/json' -d '{login}'")
+    lines.append(f"  curl {api_base}/coupons                 (the coupon centre; README: claim and pay with one)")
     return lines

@@ -28,7 +28,7 @@ from wagtail.admin.views.generic import InspectView
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from auction.gateways.payments import GATEWAYS
-from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, Special
+from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, Special, UserCoupon
 from auction.money import format_yuan
 from auction.selectors import mask_nickname
 from cms.admin_views import PaymentQueryNow, RefundQueryNow, query_now_view
@@ -185,8 +185,9 @@ class OrderViewSet(ReadOnlyViewSet):
     list_select_related = ("lot", "user")
     inspect_view_fields = [
         "order_no", "lot", "user", "status", "price", "deposit_credit", "coupon_discount", "amount_due",
-        "pay_deadline", "created_at", "paid_at", "address",
+        "coupon", "pay_deadline", "created_at", "paid_at", "address",
     ]
+    computed_fields = {"coupon": ("Coupon (locked or used)", lambda order: UserCoupon.objects.filter(order=order).first())}
     money_fields = ("price", "deposit_credit", "coupon_discount", "amount_due")
     event_field = "order"
 
@@ -271,6 +272,7 @@ class EventFilterSet(WagtailFilterSet):
     lot = id_filter("lot_id", "Lot id")
     special = id_filter("special_id", "Special id")
     user = id_filter("user_id", "User id")
+    coupon = id_filter("coupon_id", "Coupon id")
 
     class Meta:
         model = Event

@@ -8,12 +8,18 @@ from django.urls import reverse
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
+from cms.coupons_admin import CouponViewSet, UserCouponViewSet
 from cms.ops import MarketViewSetGroup
+
+
+class MarketMenu(MarketViewSetGroup):
+    # Coupons are the one thing under Market that ops edit; see cms.coupons_admin.
+    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet)
 
 
 @hooks.register("register_admin_viewset")
 def register_market_viewsets():
-    return MarketViewSetGroup()
+    return MarketMenu()
 
 
 class JobsMenuItem(MenuItem):

@@ -226,6 +226,27 @@ WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")
 WECHAT_API_BASE = os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/")
 WECHAT_TIMEOUT_SECONDS = float(os.environ.get("WECHAT_TIMEOUT_SECONDS", "5"))
 
+# WeChat Pay v3, used when AUCTION_PAYMENT_GATEWAY=wechat (docs/wechatpay.md).
+# Keys are read on first use, not here: the sandbox needs none of this.
+WECHATPAY_MCHID = os.environ.get("WECHATPAY_MCHID", "")
+WECHATPAY_APPID = os.environ.get("WECHATPAY_APPID", "") or WECHAT_APPID
+# The merchant API certificate's serial number, and its private key (a file, or the PEM itself).
+WECHATPAY_MERCHANT_SERIAL = os.environ.get("WECHATPAY_MERCHANT_SERIAL", "")
+WECHATPAY_PRIVATE_KEY_FILE = os.environ.get("WECHATPAY_PRIVATE_KEY_FILE", "")
+WECHATPAY_PRIVATE_KEY = os.environ.get("WECHATPAY_PRIVATE_KEY", "")
+WECHATPAY_APIV3_KEY = os.environ.get("WECHATPAY_APIV3_KEY", "")
+# WeChat's keys: public key mode (PUB_KEY_ID_..., comma-separated ids and files
+# in the same order) and/or platform certificates (serial read from each);
+# list old and new together while WeChat rotates.
+WECHATPAY_PUBLIC_KEY_ID = os.environ.get("WECHATPAY_PUBLIC_KEY_ID", "")
+WECHATPAY_PUBLIC_KEY_FILE = os.environ.get("WECHATPAY_PUBLIC_KEY_FILE", "")
+WECHATPAY_PUBLIC_KEY = os.environ.get("WECHATPAY_PUBLIC_KEY", "")
+WECHATPAY_PLATFORM_CERT_FILES = env_list("WECHATPAY_PLATFORM_CERT_FILES", [])
+WECHATPAY_API_BASE = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com").rstrip("/")
+# This site's public https origin; notify URLs are /api/v1/payments/wechat/... under it.
+WECHATPAY_NOTIFY_BASE = os.environ.get("WECHATPAY_NOTIFY_BASE", "").rstrip("/")
+WECHATPAY_TIMEOUT_SECONDS = float(os.environ.get("WECHATPAY_TIMEOUT_SECONDS", "10"))
+
 # --- Security (production) -------------------------------------------------
 
 if not DEBUG:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from wagtail.images import get_image_model
 
-from auction.models import Bid, Lot, Special, User
+from auction.models import Bid, Coupon, Lot, Special, User
 
 
 def png_file(name: str = "picture.png", size: tuple[int, int] = (1200, 900), color: str = "#b03a2e") -> ImageFile:
@@ -70,3 +70,19 @@ class BidFactory(factory.django.DjangoModelFactory):
     lot = factory.SubFactory(LotFactory)
     user = factory.SubFactory(UserFactory)
     price = 100_000
+
+
+class CouponFactory(factory.django.DjangoModelFactory):
+    """Claimable now (for a day), ¥100 off any order, 7 days' validity from the claim."""
+
+    class Meta:
+        model = Coupon
+
+    title = factory.Sequence(lambda n: f"优惠券 {n}")
+    amount = 10_000
+    min_amount = 0
+    total = 100
+    per_user_limit = 1
+    claim_starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+    claim_ends_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=1))
+    valid_days = 7

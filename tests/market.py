@@ -6,9 +6,12 @@ from django.utils import timezone
 
 from auction.models import Lot, Order
 from auction.services.reconcile import reconcile
+from auction.services.settlement import lot_settle
 from auction.services.tokens import token_issue
 from tests.conftest import ApiClient
-from tests.factories import UserFactory
+from tests.factories import LotFactory, UserFactory
+
+ADDRESS = {"name": "收货人", "phone": "13800000000", "region": "北京市", "detail": "长安街 1 号"}
 
 
 def bidder(client, nickname: str = "") -> ApiClient:
@@ -56,3 +59,20 @@ def sweep_until_quiet(times: int = 3) -> None:
             reconcile()
     finally:
         module.REFUND_POLL_AFTER = original
+
+
+def won_order(api: ApiClient, *, price: int = 100_000, deposit: int = 0, **lot_fields) -> Order:
+    """``api``'s user won a lot at ``price`` (after paying its lot ``deposit``): their order, unpaid."""
+    lot = LotFactory(start_price=price, deposit=deposit, **lot_fields)
+    if deposit:
+        pay_deposit(api, lot_id=lot.pk)
+    placed = bid(api, lot.pk, price)
+    assert placed.status_code == 201, placed.content
+    hammer(lot)
+    lot_settle(lot_id=lot.pk)
+    return Order.objects.get(lot=lot)
+
+
+def pay(api: ApiClient, order: Order, user_coupon_id: int | None = None):
+    body = {"address": ADDRESS} if user_coupon_id is None else {"address": ADDRESS, "user_coupon_id": user_coupon_id}
+    return api.post(f"/orders/{order.order_no}/pay", body)

@@ -7,8 +7,10 @@ import pytest
 from django.core.management import call_command
 from wagtail.images import get_image_model
 
-from auction.models import Lot, Special, User
+from auction.models import Coupon, Lot, Special, User, UserCoupon
 from cms.models import LotPage, SpecialPage
+from tests.conftest import ApiClient, assert_error
+from tests.market import ADDRESS, bid, hammer, pay_deposit, sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +22,7 @@ def run(command: str) -> str:
 
 
 def row_counts() -> tuple[int, ...]:
-    models = (SpecialPage, LotPage, Special, Lot, User, get_image_model())
+    models = (SpecialPage, LotPage, Special, Lot, User, get_image_model(), Coupon, UserCoupon)
     return tuple(model.objects.count() for model in models)
 
 
@@ -85,6 +87,55 @@ def test_a_demo_bidder_can_log_in_through_the_sandbox(api):
     assert response.status_code == 200, response.content
     assert response.json()["user"]["nickname"] == User.objects.get(openid="demo-alice").nickname
     assert User.objects.filter(openid__startswith="demo-").count() == 3
+
+
+def sandbox_login(client, openid: str) -> ApiClient:
+    response = client.post("/api/v1/auth/sandbox", {"openid": openid}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    return ApiClient(client, token=response.json()["token"])
+
+
+def test_the_demo_coupon_centre_has_a_special_only_and_a_nearly_sold_out_coupon(client, api):
+    run("demo")
+    coupons = api.get("/coupons").json()["items"]
+    bidding = api.get("/specials", {"status": "bidding"}).json()["items"][0]
+    assert len(coupons) == 3
+    [special_only] = [coupon for coupon in coupons if coupon["special_id"] is not None]
+    assert special_only["special_id"] == bidding["id"]
+    [nearly_gone] = [coupon for coupon in coupons if coupon["remaining"] == 1]
+    assert UserCoupon.objects.filter(coupon_id=nearly_gone["id"]).count() == Coupon.objects.get(pk=nearly_gone["id"]).issued == 2
+    # the last one goes to Alice, and the next newcomer finds it sold out
+    alice = sandbox_login(client, "demo-alice")
+    assert alice.post(f"/coupons/{nearly_gone['id']}/claim").status_code == 201
+    assert_error(sandbox_login(client, "demo-newcomer").post(f"/coupons/{nearly_gone['id']}/claim"), 409, "coupon_sold_out")
+
+
+def test_a_demo_bidder_claims_a_coupon_wins_a_lot_and_pays_with_it(client, api):
+    # given: the demo, and Alice in the coupon centre
+    run("demo")
+    alice = sandbox_login(client, "demo-alice")
+    bidding = api.get("/specials", {"status": "bidding"}).json()["items"][0]
+    [special_only] = [coupon for coupon in alice.get("/coupons").json()["items"] if coupon["special_id"] == bidding["id"]]
+    claimed = alice.post(f"/coupons/{special_only['id']}/claim")
+    assert claimed.status_code == 201, claimed.content
+    mine = claimed.json()["id"]
+    assert [item["id"] for item in alice.get("/me/coupons", {"status": "unused"}).json()["items"]] == [mine]
+    # when she wins the special's first lot
+    lot = Lot.objects.filter(special_id=bidding["id"]).order_by("position").first()
+    pay_deposit(alice, lot_id=lot.pk)
+    assert bid(alice, lot.pk, alice.get(f"/lots/{lot.pk}").json()["next_min_bid"]).status_code == 201
+    hammer(lot)
+    sweep()
+    order = alice.get("/orders").json()["items"][0]
+    # then the coupon comes off what is left after her deposit, and paying with it uses it
+    quote = alice.post(f"/orders/{order['order_no']}/quote", {"user_coupon_id": mine}).json()
+    assert quote["coupon_discount"] == special_only["amount"] == 30_000
+    assert quote["amount_due"] == order["price"] - order["deposit_credit"] - 30_000
+    paying = alice.post(f"/orders/{order['order_no']}/pay", {"address": ADDRESS, "user_coupon_id": mine}).json()
+    assert paying["payment"]["amount"] == quote["amount_due"]
+    assert alice.post(f"/payments/sandbox/{paying['payment']['out_trade_no']}/succeed").status_code == 200
+    assert alice.get(f"/orders/{order['order_no']}").json()["status"] == "paid"
+    assert [item["id"] for item in alice.get("/me/coupons", {"status": "used"}).json()["items"]] == [mine]
 
 
 # --- ensure_admin -------------------------------------------------------------

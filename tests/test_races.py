@@ -5,11 +5,9 @@ transactions do. Either way the money rules must hold under the race.
 """
 
 import random
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
@@ -20,32 +18,11 @@ from auction.services.deposits import deposit_request
 from auction.services.payments import payment_apply_success
 from auction.services.settlement import lot_settle
 from tests.factories import LotFactory, SpecialFactory, UserFactory
+from tests.threads import run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BIDDERS = 32
-
-
-def run_threads(count: int, target) -> list:
-    """Start ``count`` threads together; each closes its own connection."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def body(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = target(index)
-        except BaseException as error:  # noqa: BLE001  (reported by the test)
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=body, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def _held_deposit(user, lot) -> Deposit:

@@ -52,6 +52,7 @@ class PaymentGateway(Protocol):
 
 GATEWAYS = {
     "sandbox": "auction.gateways.sandbox.SandboxGateway",
+    "wechat": "auction.gateways.wechatpay.WechatPayGateway",
 }
 
 

@@ -1,5 +1,6 @@
 from auction.models.bidding import AutoBid, Bid
 from auction.models.catalog import Lot, LotImage, LotStatus, Special, SpecialStatus
+from auction.models.coupons import Coupon, UserCoupon, UserCouponStatus
 from auction.models.deposits import ACTIVE_DEPOSIT_STATUSES, Deposit, DepositScope, DepositStatus
 from auction.models.events import Event
 from auction.models.orders import Order, OrderStatus
@@ -7,7 +8,7 @@ from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refu
 from auction.models.users import AuthToken, User
 
 __all__ = [
-    "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Deposit", "DepositScope", "DepositStatus", "Event",
+    "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Coupon", "Deposit", "DepositScope", "DepositStatus", "Event",
     "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
-    "RefundStatus", "Special", "SpecialStatus", "User",
+    "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]

@@ -17,6 +17,8 @@ class Event(models.Model):
     order = models.ForeignKey("auction.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="events")
     payment = models.ForeignKey("auction.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="events")
     refund = models.ForeignKey("auction.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    coupon = models.ForeignKey("auction.Coupon", null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    user_coupon = models.ForeignKey("auction.UserCoupon", null=True, blank=True, on_delete=models.PROTECT, related_name="events")
     amount = models.BigIntegerField(null=True, blank=True, help_text="fen, when money moved")
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -8,7 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from auction import signals
-from auction.errors import CouponUnavailable, NotFound, OrderNotPayable
+from auction.errors import NotFound, OrderNotPayable
 from auction.models import (
     Deposit,
     DepositScope,
@@ -22,6 +22,7 @@ from auction.models import (
     PaymentStatus,
     User,
 )
+from auction.services import coupons
 from auction.services.deposits import deposit_apply, deposit_forfeit
 from auction.services.events import event_record
 from auction.services.payments import payment_close, payment_open, random_number, refund_create
@@ -52,16 +53,12 @@ def order_for_user(*, order_no: str, user: User) -> Order:
     return order
 
 
-def _coupon_discount(order: Order, user_coupon_id: int | None) -> int:
-    if user_coupon_id is not None:
-        # Coupons arrive with the coupon centre; until then none is usable.
-        raise CouponUnavailable(user_coupon_id=user_coupon_id)
-    return 0
-
-
 def order_quote(*, order_no: str, user: User, user_coupon_id: int | None = None) -> Quote:
     order = order_for_user(order_no=order_no, user=user)
-    discount = _coupon_discount(order, user_coupon_id)
+    discount = 0
+    if user_coupon_id is not None:
+        user_coupon = coupons.user_coupon_of(user=user, user_coupon_id=user_coupon_id)
+        discount = coupons.coupon_discount_for(order=order, user_coupon=user_coupon, now=timezone.now())
     due = max(0, order.price - order.deposit_credit - discount)
     return Quote(price=order.price, deposit_credit=order.deposit_credit, coupon_discount=discount, amount_due=due)
 
@@ -95,19 +92,25 @@ def order_pay(*, order_no: str, user: User, address: dict, user_coupon_id: int |
         now = timezone.now()
         if order.status != OrderStatus.PENDING_PAYMENT or now >= order.pay_deadline:
             raise OrderNotPayable(status=order.status)
-        order.coupon_discount = _coupon_discount(order, user_coupon_id)
+        # Locks and validates the coupon; one the order held before and is not paying with goes back.
+        user_coupon, order.coupon_discount = coupons.order_coupon_choose(order=order, user=user, user_coupon_id=user_coupon_id, now=now)
         order.address = address
         order.save(update_fields=["address", "coupon_discount"])
         open_payments = list(order.payments.filter(status=PaymentStatus.CREATED).order_by("-id"))
         if order.amount_due == 0:
+            if user_coupon is not None:
+                coupons.coupon_lock(order=order, user_coupon=user_coupon, payment=None)
             _mark_paid(order, paid_at=now, actor="user")
             payment = None
-        elif open_payments and open_payments[0].amount == order.amount_due:
-            payment = open_payments.pop(0)
         else:
-            payment = payment_open(
-                purpose=PaymentPurpose.ORDER, user=user, amount=order.amount_due, order=order, expires_at=order.pay_deadline
-            )
+            if open_payments and open_payments[0].amount == order.amount_due:
+                payment = open_payments.pop(0)
+            else:
+                payment = payment_open(
+                    purpose=PaymentPurpose.ORDER, user=user, amount=order.amount_due, order=order, expires_at=order.pay_deadline
+                )
+            if user_coupon is not None:
+                coupons.coupon_lock(order=order, user_coupon=user_coupon, payment=payment)
         for stale in open_payments:
             signals.payment_close_wanted.send(sender=Order, payment_id=stale.pk)
     return order, payment
@@ -116,24 +119,28 @@ def order_pay(*, order_no: str, user: User, address: dict, user_coupon_id: int |
 def order_paid(*, payment: Payment) -> None:
     """Called under the payment's lock when its success is applied."""
     order = Order.objects.select_for_update().get(pk=payment.order_id)
-    if order.status == OrderStatus.PENDING_PAYMENT and payment.amount == order.amount_due:
-        _mark_paid(order, paid_at=payment.paid_at, actor="gateway")
+    # A discount stands only while the order still holds its coupon (released
+    # coupons reset it); checked anyway, so a coupon is never spent twice.
+    discount_held = order.coupon_discount == 0 or coupons.coupon_held_by(order) is not None
+    if order.status == OrderStatus.PENDING_PAYMENT and payment.amount == order.amount_due and discount_held:
+        _mark_paid(order, paid_at=payment.paid_at, actor="gateway", payment=payment)
         for other in order.payments.filter(status=PaymentStatus.CREATED).exclude(pk=payment.pk):
             signals.payment_close_wanted.send(sender=Order, payment_id=other.pk)
         return
     # Overdue, already paid through another payment, or paid for an old
-    # amount: the money goes back, automatically.
+    # amount (a coupon released meanwhile included): the money goes back, automatically.
     reason = {OrderStatus.OVERDUE: "paid after the order went overdue", OrderStatus.PAID: "order already paid"}.get(
         order.status, "paid an outdated amount"
     )
     refund_create(payment=payment, reason=reason, actor="gateway")
 
 
-def _mark_paid(order: Order, *, paid_at: datetime, actor: str) -> None:
+def _mark_paid(order: Order, *, paid_at: datetime, actor: str, payment: Payment | None = None) -> None:
     order.status = OrderStatus.PAID
     order.paid_at = paid_at
     order.save(update_fields=["status", "paid_at"])
     event_record("order.paid", actor=actor, user_id=order.user_id, lot_id=order.lot_id, order=order, amount=order.amount_due)
+    coupons.coupon_use(order=order, payment=payment, actor=actor)
     deposit = (
         Deposit.objects.select_for_update()
         .filter(lot_id=order.lot_id, scope=DepositScope.LOT, user_id=order.user_id, status=DepositStatus.HELD)
@@ -145,7 +152,8 @@ def _mark_paid(order: Order, *, paid_at: datetime, actor: str) -> None:
 
 
 def order_expire(*, order_id: int) -> bool:
-    """逾期: at the deadline the order is closed, the lot defaulted, the deposits forfeited.
+    """逾期: at the deadline the order is closed, the lot defaulted, the deposits
+    forfeited, and a coupon it held goes back to its owner unused.
 
     Open payments are closed at the gateway first; one that still succeeds
     afterwards is refunded by ``order_paid``.
@@ -162,6 +170,7 @@ def order_expire(*, order_id: int) -> bool:
         order.status = OrderStatus.OVERDUE
         order.save(update_fields=["status"])
         event_record("order.overdue", actor="job", user_id=order.user_id, lot=order.lot, order=order, amount=order.amount_due)
+        coupons.coupon_release_for_order(order=order, reason="order overdue", actor="job")
         if Lot.objects.filter(pk=order.lot_id, status=LotStatus.SOLD).update(status=LotStatus.DEFAULTED, version=F("version") + 1):
             event_record("lot.defaulted", actor="job", user_id=order.user_id, lot=order.lot, order=order)
         deposits = Deposit.objects.select_for_update().filter(user_id=order.user_id, status=DepositStatus.HELD).filter(

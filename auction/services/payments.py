@@ -126,12 +126,22 @@ def payment_close(*, payment_id: int, reason: str, actor: str = "job") -> bool:
     except GatewayError:
         logger.warning("closing %s at the gateway failed; the sweep retries", payment.out_trade_no)
         return False
-    closed = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CREATED).update(
-        status=PaymentStatus.CLOSED, closed_at=timezone.now()
-    )
-    if closed:
+    with transaction.atomic():
+        # Lock by primary key, then re-check: an UPDATE filtered on status can
+        # lock the status index before the row (index merge on MariaDB) and
+        # deadlock with a success being applied, which holds the row.
+        if Payment.objects.select_for_update().only("status").get(pk=payment.pk).status != PaymentStatus.CREATED:
+            return False
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CLOSED, closed_at=timezone.now())
         event_record("payment.closed", actor=actor, user=payment.user, payment=payment, amount=payment.amount, data={"reason": reason})
-    return bool(closed)
+        if payment.purpose == PaymentPurpose.ORDER:
+            from auction.services.coupons import coupon_release_for_payment
+
+            # In the same transaction: the coupon this payment held goes back to
+            # unused; a late success of this payment then no longer matches the
+            # order and is refunded.
+            coupon_release_for_payment(payment=payment, reason=f"payment closed: {reason}", actor=actor)
+    return True
 
 
 def refund_create(*, payment: Payment, reason: str, actor: str = "system") -> Refund:

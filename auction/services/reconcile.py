@@ -25,8 +25,11 @@ from auction.models import (
     RefundStatus,
     Special,
     SpecialStatus,
+    UserCoupon,
+    UserCouponStatus,
 )
 from auction.models.catalog import LOT_OUTCOMES
+from auction.services.coupons import user_coupon_expire
 from auction.services.deposits import deposit_cancel, special_deposits_settle
 from auction.services.orders import order_expire
 from auction.services.payments import payment_apply_success, payment_close, refund_poll, refund_submit
@@ -109,5 +112,10 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
         Deposit.objects.filter(scope=DepositScope.SPECIAL, status=DepositStatus.HELD, special__status=SpecialStatus.ENDED)
         .values_list("special_id", flat=True).distinct()[:BATCH],
         lambda pk: special_deposits_settle(special_id=pk, now=now),
+    )
+    report["coupons_expired"] = _each(
+        "user coupon",
+        UserCoupon.objects.filter(status=UserCouponStatus.UNUSED, valid_until__lte=now).values_list("pk", flat=True)[:BATCH],
+        lambda pk: user_coupon_expire(user_coupon_id=pk, now=now),
     )
     return report

@@ -4,7 +4,7 @@ from cms.demo import demo_seed, demo_summary
 
 
 class Command(BaseCommand):
-    help = "Seed a demo catalog (three specials: preview, bidding, ended) and bidders, when the catalog is empty."
+    help = "Seed a demo catalog (three specials: preview, bidding, ended), bidders and coupons, when the catalog is empty."
 
     def handle(self, *args, **options) -> None:
         result = demo_seed()

@@ -1,0 +1,483 @@
+"""The ``wechat`` gateway: WeChat Pay API v3 (JSAPI, for the mini-program) behind ``PaymentGateway``.
+
+Credentials come from settings (docs/wechatpay.md) and are loaded on first
+use, so the embedded default (the sandbox) needs none of them.
+
+Notifications are parsed here too, as protocol: verify the signature on the
+raw bytes with a key we already hold, check the timestamp, decrypt, check
+app, merchant, state and amounts. What an accepted one means is decided by
+``auction.services.payments`` (``payment_apply_success``,
+``refund_apply_result``), the same functions a query or the sandbox reaches.
+"""
+
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from auction.gateways.payments import PaymentState, RefundState
+from auction.gateways.wechatpay_client import (
+    Credentials,
+    SignatureRejected,
+    TrustedKey,
+    WechatPayClient,
+    WechatPayError,
+    aead_decrypt,
+    pay_sign,
+    private_key_load,
+    public_key_load,
+    signed_verify,
+    trusted_certificates,
+)
+
+logger = logging.getLogger(__name__)
+
+# The contract's notify paths (CONTRACT.md, Payments), under WECHATPAY_NOTIFY_BASE.
+PAYMENT_NOTIFY_PATH = "/api/v1/payments/wechat/notify"
+REFUND_NOTIFY_PATH = "/api/v1/payments/wechat/refund-notify"
+CHINA = ZoneInfo("Asia/Shanghai")
+OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
+OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
+DESCRIPTION_BYTES = 127
+# A genuine notification is about 1 KiB; anything far larger is refused unread.
+MAX_NOTIFICATION_BYTES = 64 * 1024
+
+# trade_state -> PaymentState.status. REFUND: paid, then refunded (ops did it in
+# the merchant platform): never "paid", or a query would apply it.
+TRADE_STATES = {
+    "SUCCESS": "paid",
+    "REFUND": "refunded",
+    "NOTPAY": "open",
+    "USERPAYING": "open",
+    "CLOSED": "closed",
+    "REVOKED": "closed",
+    "PAYERROR": "closed",
+}
+# refund status -> RefundState.status; ABNORMAL (the card was frozen or closed)
+# needs ops in the merchant platform, like CLOSED.
+REFUND_STATES = {"SUCCESS": "succeeded", "PROCESSING": "processing", "ABNORMAL": "failed", "CLOSED": "failed"}
+REFUND_EVENTS = {"REFUND.SUCCESS": "SUCCESS", "REFUND.ABNORMAL": "ABNORMAL", "REFUND.CLOSED": "CLOSED"}
+
+
+class WechatPayNotConfigured(WechatPayError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="NOT_CONFIGURED")
+
+
+# --- configuration --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WechatPayConfig:
+    appid: str
+    credentials: Credentials
+    api_base: str
+    notify_base: str
+    timeout: float
+
+    @property
+    def mchid(self) -> str:
+        return self.credentials.mchid
+
+
+SETTING_NAMES = (
+    "WECHATPAY_MCHID", "WECHATPAY_APPID", "WECHATPAY_MERCHANT_SERIAL", "WECHATPAY_PRIVATE_KEY_FILE",
+    "WECHATPAY_PRIVATE_KEY", "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY_ID", "WECHATPAY_PUBLIC_KEY_FILE",
+    "WECHATPAY_PUBLIC_KEY", "WECHATPAY_PLATFORM_CERT_FILES", "WECHATPAY_API_BASE", "WECHATPAY_NOTIFY_BASE",
+    "WECHATPAY_TIMEOUT_SECONDS",
+)
+
+
+def config() -> WechatPayConfig:
+    """The credentials in settings, loaded once per distinct value (files are read then)."""
+    values = []
+    for name in SETTING_NAMES:
+        value = getattr(settings, name, "")
+        values.append(tuple(value) if isinstance(value, list | tuple) else value)
+    return _config_load(tuple(values))
+
+
+def _pem(text: str) -> bytes:
+    # Environment files often hold a PEM on one line with literal "\n".
+    return text.replace("\\n", "\n").strip().encode("ascii") + b"\n"
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise WechatPayNotConfigured(f"cannot read the {what} file {path}: {error.strerror}") from None
+
+
+def _split(value) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(item).strip() for item in value if str(item).strip()]
+    return [item.strip() for item in str(value or "").split(",") if item.strip()]
+
+
+@lru_cache(maxsize=8)
+def _config_load(values: tuple) -> WechatPayConfig:
+    named = dict(zip(SETTING_NAMES, values, strict=True))
+    missing = [
+        name for name in ("WECHATPAY_MCHID", "WECHATPAY_APPID", "WECHATPAY_MERCHANT_SERIAL", "WECHATPAY_APIV3_KEY", "WECHATPAY_NOTIFY_BASE")
+        if not named[name]
+    ]
+    if not (named["WECHATPAY_PRIVATE_KEY_FILE"] or named["WECHATPAY_PRIVATE_KEY"]):
+        missing.append("WECHATPAY_PRIVATE_KEY_FILE")
+    if missing:
+        raise WechatPayNotConfigured(f"WeChat Pay is not configured: set {', '.join(missing)}")
+    try:
+        private_pem = _read(named["WECHATPAY_PRIVATE_KEY_FILE"], "merchant private key") if named["WECHATPAY_PRIVATE_KEY_FILE"] else _pem(named["WECHATPAY_PRIVATE_KEY"])
+        private_key = private_key_load(private_pem)
+        trusted: dict[str, TrustedKey] = {}
+        key_ids = _split(named["WECHATPAY_PUBLIC_KEY_ID"])
+        if named["WECHATPAY_PUBLIC_KEY"]:
+            key_pems = [_pem(named["WECHATPAY_PUBLIC_KEY"])]
+        else:
+            key_pems = [_read(path, "WeChat Pay public key") for path in _split(named["WECHATPAY_PUBLIC_KEY_FILE"])]
+        if len(key_ids) != len(key_pems):
+            raise WechatPayNotConfigured("WECHATPAY_PUBLIC_KEY_ID needs one key (WECHATPAY_PUBLIC_KEY_FILE) per id, in the same order")
+        for key_id, pem in zip(key_ids, key_pems, strict=True):
+            trusted[key_id] = TrustedKey(serial=key_id, public_key=public_key_load(pem))
+        for path in _split(named["WECHATPAY_PLATFORM_CERT_FILES"]):
+            for key in trusted_certificates(_read(path, "WeChat Pay platform certificate")):
+                trusted[key.serial] = key
+        if not trusted:
+            raise WechatPayNotConfigured(
+                "WeChat Pay is not configured: set WECHATPAY_PUBLIC_KEY_ID and WECHATPAY_PUBLIC_KEY_FILE, or WECHATPAY_PLATFORM_CERT_FILES"
+            )
+        apiv3_key = str(named["WECHATPAY_APIV3_KEY"]).encode("utf-8")
+        if len(apiv3_key) != 32:
+            raise WechatPayNotConfigured("WECHATPAY_APIV3_KEY must be the 32-character APIv3 key")
+        credentials = Credentials(
+            mchid=str(named["WECHATPAY_MCHID"]), merchant_serial=str(named["WECHATPAY_MERCHANT_SERIAL"]).upper(),
+            private_key=private_key, apiv3_key=apiv3_key, trusted=trusted,
+        )
+    except WechatPayNotConfigured:
+        raise
+    except (ValueError, TypeError, UnicodeError) as error:
+        raise WechatPayNotConfigured(f"WeChat Pay keys are unreadable: {error}") from None
+    return WechatPayConfig(
+        appid=str(named["WECHATPAY_APPID"]),
+        credentials=credentials,
+        api_base=str(named["WECHATPAY_API_BASE"]).rstrip("/"),
+        notify_base=str(named["WECHATPAY_NOTIFY_BASE"]).rstrip("/"),
+        timeout=float(named["WECHATPAY_TIMEOUT_SECONDS"]),
+    )
+
+
+# --- what we send -----------------------------------------------------------------
+
+
+def rfc3339(moment: datetime) -> str:
+    """WeChat's time format: ``2026-05-20T13:29:35+08:00``."""
+    return moment.astimezone(CHINA).isoformat(timespec="seconds")
+
+
+def description_for(payment) -> str:
+    """What the payer sees in WeChat: the purpose and the lot or special, at most 127 bytes."""
+    if payment.order_id:
+        text = f"拍品货款 {payment.order.lot.title}"
+    elif payment.deposit_id:
+        deposit = payment.deposit
+        text = f"保证金 {deposit.lot.title if deposit.lot_id else deposit.special.title}"
+    else:
+        text = "拍卖付款"
+    return text.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore").strip() or "拍卖付款"
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise WechatPayError(message, code="BAD_RESPONSE")
+
+
+class WechatPayGateway:
+    name = "wechat"
+
+    def __init__(self, configuration: WechatPayConfig | None = None, transport=None) -> None:
+        self._configuration = configuration
+        self._transport = transport
+
+    @property
+    def config(self) -> WechatPayConfig:
+        if self._configuration is None:
+            self._configuration = config()
+        return self._configuration
+
+    @property
+    def client(self) -> WechatPayClient:
+        return WechatPayClient(
+            credentials=self.config.credentials, base_url=self.config.api_base, timeout=self.config.timeout, transport=self._transport
+        )
+
+    def client_params(self, prepay_id: str) -> dict:
+        """What ``wx.requestPayment`` takes, signed with the merchant key."""
+        timestamp, nonce, package = str(int(time.time())), secrets.token_hex(16), f"prepay_id={prepay_id}"
+        return {
+            "timeStamp": timestamp,
+            "nonceStr": nonce,
+            "package": package,
+            "signType": "RSA",
+            "paySign": pay_sign(self.config.credentials.private_key, appid=self.config.appid, timestamp=timestamp, nonce=nonce, package=package),
+        }
+
+    def create(self, payment) -> dict:
+        if not OUT_TRADE_NO.fullmatch(payment.out_trade_no):
+            raise WechatPayError(f"out_trade_no {payment.out_trade_no!r} is not 6-32 allowed characters", code="PARAM_ERROR")
+        openid = payment.user.openid
+        if not openid:
+            raise WechatPayError("the payer has no WeChat openid", code="NO_OPENID")
+        payload = {
+            "appid": self.config.appid,
+            "mchid": self.config.mchid,
+            "description": description_for(payment),
+            "out_trade_no": payment.out_trade_no,
+            # WeChat refuses payment after this: the order's or deposit's window.
+            "time_expire": rfc3339(payment.expires_at),
+            "notify_url": self.config.notify_base + PAYMENT_NOTIFY_PATH,
+            "amount": {"total": payment.amount, "currency": "CNY"},
+            "payer": {"openid": openid},
+        }
+        answer = self.client.request("POST", "/v3/pay/transactions/jsapi", payload=payload)
+        prepay_id = answer.body.get("prepay_id")
+        _expect(isinstance(prepay_id, str) and 0 < len(prepay_id) <= 64, "prepay answer without a prepay_id")
+        return self.client_params(prepay_id)
+
+    def query(self, payment) -> PaymentState:
+        try:
+            answer = self.client.request(
+                "GET", f"/v3/pay/transactions/out-trade-no/{payment.out_trade_no}", query={"mchid": self.config.mchid}
+            )
+        except WechatPayError as error:
+            if error.status == 404 and error.code == "ORDER_NOT_EXIST":
+                # Never prepaid (the prepay call failed): nobody can have paid it.
+                return PaymentState(status="open")
+            raise
+        body = answer.body
+        _expect(body.get("out_trade_no") == payment.out_trade_no, "query answer for another out_trade_no")
+        _expect(body.get("mchid") == self.config.mchid and body.get("appid") == self.config.appid, "query answer for another merchant or app")
+        trade_state = body.get("trade_state")
+        _expect(trade_state in TRADE_STATES, f"unknown trade_state {trade_state!r}")
+        status = TRADE_STATES[trade_state]
+        if status != "paid":
+            return PaymentState(status=status)
+        amount = (body.get("amount") or {}).get("total")
+        transaction_id = body.get("transaction_id")
+        _expect(isinstance(amount, int) and not isinstance(amount, bool), "paid without amount.total")
+        _expect(isinstance(transaction_id, str) and 0 < len(transaction_id) <= 64, "paid without transaction_id")
+        return PaymentState(status="paid", transaction_id=transaction_id, amount=amount, paid_at=_time(body.get("success_time")))
+
+    def close(self, payment) -> None:
+        try:
+            self.client.request(
+                "POST", f"/v3/pay/transactions/out-trade-no/{payment.out_trade_no}/close", payload={"mchid": self.config.mchid}
+            )
+            return
+        except WechatPayError as error:
+            if error.status == 404 and error.code == "ORDER_NOT_EXIST":
+                return  # never prepaid: there is nothing to close
+            refused = error
+        # Close refused: ask why. Already closed is what we wanted. Paid means
+        # the user paid in time and the notification has not come (or is
+        # late): report the success now, as a notification would, so that an
+        # order paid just before its deadline is not taken for overdue.
+        state = self.query(payment)
+        if state.status == "closed":
+            return
+        if state.status == "paid":
+            from auction.errors import DomainError
+            from auction.services.payments import payment_apply_success
+
+            try:
+                payment_apply_success(
+                    out_trade_no=payment.out_trade_no, transaction_id=state.transaction_id, amount=state.amount,
+                    paid_at=state.paid_at, actor="gateway",
+                )
+            except DomainError as error:  # e.g. a mismatched amount: recorded, left to ops
+                raise WechatPayError(f"paid at WeChat, not applied: {error}", status=refused.status, code="ORDER_PAID") from error
+            raise WechatPayError("paid at WeChat: applied the success instead of closing", status=refused.status, code="ORDER_PAID")
+        raise refused
+
+    def refund(self, refund) -> RefundState:
+        payment = refund.payment
+        _expect(bool(OUT_REFUND_NO.fullmatch(refund.out_refund_no)), "out_refund_no has characters WeChat refuses")
+        payload = {
+            # The same out_refund_no on every retry: WeChat refunds it once.
+            "out_trade_no": payment.out_trade_no,
+            "out_refund_no": refund.out_refund_no,
+            "reason": refund.reason[:80],
+            "notify_url": self.config.notify_base + REFUND_NOTIFY_PATH,
+            "amount": {"refund": refund.amount, "total": payment.amount, "currency": "CNY"},
+        }
+        answer = self.client.request("POST", "/v3/refund/domestic/refunds", payload=payload)
+        state = self._refund_state(refund, answer.body)
+        # Accepted is not refunded: the outcome comes by notification or query,
+        # so every refund passes through "processing", whatever this answer says.
+        return RefundState(status="processing", gateway_refund_id=state.gateway_refund_id)
+
+    def refund_query(self, refund) -> RefundState:
+        answer = self.client.request("GET", f"/v3/refund/domestic/refunds/{refund.out_refund_no}")
+        return self._refund_state(refund, answer.body)
+
+    def _refund_state(self, refund, body: dict) -> RefundState:
+        _expect(body.get("out_refund_no") == refund.out_refund_no, "refund answer for another out_refund_no")
+        refunded = (body.get("amount") or {}).get("refund")
+        _expect(refunded == refund.amount, "refund answer with another amount")
+        status = body.get("status")
+        _expect(status in REFUND_STATES, f"unknown refund status {status!r}")
+        refund_id = body.get("refund_id")
+        return RefundState(status=REFUND_STATES[status], gateway_refund_id=refund_id if isinstance(refund_id, str) else "")
+
+
+def _time(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+# --- what WeChat sends us ------------------------------------------------------------
+
+
+class NotificationRejected(Exception):
+    """A notification we will not act on; WeChat gets ``status`` and ``{"code": "FAIL", "message": ...}``."""
+
+    def __init__(self, reason: str, message: str, status: int = 400) -> None:
+        self.reason = reason
+        self.message = message
+        self.status = status
+        super().__init__(f"{reason}: {message}")
+
+
+def notification_verify_and_decrypt(headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None, configuration: WechatPayConfig | None = None) -> dict:
+    """Verify the signature over the raw bytes, check freshness, decrypt ``resource``.
+
+    Returns ``{"id", "event_type", "resource_type", "resource"}`` with ``resource``
+    decrypted; raises ``NotificationRejected`` otherwise. Nothing is parsed
+    before the signature holds.
+    """
+    cfg = configuration or config()
+    if len(raw_body) > MAX_NOTIFICATION_BYTES:
+        raise NotificationRejected("too_large", "body too large", status=413)
+    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+    try:
+        signed_verify(cfg.credentials.trusted, lowered, raw_body, now=now)
+    except SignatureRejected as error:
+        raise NotificationRejected(error.reason, "签名错误 (bad signature)", status=401) from None
+    try:
+        body = json.loads(raw_body)
+    except ValueError:
+        raise NotificationRejected("bad_json", "body is not JSON") from None
+    resource = body.get("resource") if isinstance(body, dict) else None
+    if not isinstance(resource, dict) or resource.get("algorithm") != "AEAD_AES_256_GCM":
+        raise NotificationRejected("bad_resource", "no AEAD_AES_256_GCM resource")
+    parts = {name: resource.get(name, "" if name == "associated_data" else None) for name in ("ciphertext", "nonce", "associated_data")}
+    if not all(isinstance(value, str) for value in parts.values()):
+        raise NotificationRejected("bad_resource", "resource fields are not strings")
+    try:
+        plaintext = aead_decrypt(cfg.credentials.apiv3_key, **parts)
+    except WechatPayError:
+        raise NotificationRejected("undecryptable", "cannot decrypt resource") from None
+    try:
+        decrypted = json.loads(plaintext)
+    except ValueError:
+        decrypted = None
+    if not isinstance(decrypted, dict):
+        raise NotificationRejected("bad_resource", "decrypted resource is not a JSON object")
+    event_type = body.get("event_type")
+    return {
+        "id": str(body.get("id") or ""),
+        "event_type": event_type if isinstance(event_type, str) else "",
+        "resource_type": str(body.get("resource_type") or ""),
+        "resource": decrypted,
+    }
+
+
+def _amount(amounts, name: str) -> int:
+    value = amounts.get(name) if isinstance(amounts, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise NotificationRejected("bad_amount", f"amount.{name} missing or not a whole number of fen")
+    return value
+
+
+@dataclass(frozen=True)
+class PaymentReport:
+    out_trade_no: str
+    transaction_id: str
+    amount: int
+    paid_at: datetime | None
+
+
+def payment_notification_report(headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None) -> PaymentReport:
+    """A verified TRANSACTION.SUCCESS for our app and merchant; the amount is checked
+    against the payment by ``payment_apply_success``, under the payment's lock."""
+    cfg = config()
+    notification = notification_verify_and_decrypt(headers, raw_body, now=now, configuration=cfg)
+    if notification["event_type"] != "TRANSACTION.SUCCESS":
+        raise NotificationRejected("unexpected_event", f"unexpected event {notification['event_type'][:40]!r}")
+    resource = notification["resource"]
+    if resource.get("mchid") != cfg.mchid:
+        raise NotificationRejected("wrong_merchant", "mchid is not ours")
+    if resource.get("appid") != cfg.appid:
+        raise NotificationRejected("wrong_app", "appid is not ours")
+    if resource.get("trade_state") != "SUCCESS":
+        raise NotificationRejected("not_paid", "trade_state is not SUCCESS")
+    out_trade_no, transaction_id = resource.get("out_trade_no"), resource.get("transaction_id")
+    if not isinstance(out_trade_no, str) or not OUT_TRADE_NO.fullmatch(out_trade_no):
+        raise NotificationRejected("bad_out_trade_no", "out_trade_no missing or malformed")
+    if not isinstance(transaction_id, str) or not 0 < len(transaction_id) <= 64:
+        raise NotificationRejected("bad_transaction_id", "transaction_id missing or malformed")
+    amounts = resource.get("amount")
+    total = _amount(amounts, "total")
+    if amounts.get("currency", "CNY") != "CNY":
+        raise NotificationRejected("bad_amount", "currency is not CNY")
+    return PaymentReport(out_trade_no=out_trade_no, transaction_id=transaction_id, amount=total, paid_at=_time(resource.get("success_time")))
+
+
+@dataclass(frozen=True)
+class RefundReport:
+    out_refund_no: str
+    refund_id: str
+    succeeded: bool
+
+
+def refund_notification_report(headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None) -> RefundReport:
+    """A verified REFUND.SUCCESS / ABNORMAL / CLOSED for a refund we asked for, with
+    the amounts we asked for (a refund notification carries no appid)."""
+    from auction.models import Refund
+
+    cfg = config()
+    notification = notification_verify_and_decrypt(headers, raw_body, now=now, configuration=cfg)
+    expected_status = REFUND_EVENTS.get(notification["event_type"])
+    if expected_status is None:
+        raise NotificationRejected("unexpected_event", f"unexpected event {notification['event_type'][:40]!r}")
+    resource = notification["resource"]
+    if resource.get("mchid") != cfg.mchid:
+        raise NotificationRejected("wrong_merchant", "mchid is not ours")
+    if resource.get("refund_status") != expected_status:
+        raise NotificationRejected("bad_status", "refund_status does not match the event")
+    out_refund_no = resource.get("out_refund_no")
+    if not isinstance(out_refund_no, str) or not OUT_REFUND_NO.fullmatch(out_refund_no):
+        raise NotificationRejected("bad_out_refund_no", "out_refund_no missing or malformed")
+    refunded, total = _amount(resource.get("amount"), "refund"), _amount(resource.get("amount"), "total")
+    refund = Refund.objects.select_related("payment").filter(out_refund_no=out_refund_no).first()
+    if refund is None:
+        raise NotificationRejected("unknown_refund", "unknown out_refund_no", status=404)
+    if resource.get("out_trade_no") != refund.payment.out_trade_no:
+        raise NotificationRejected("mismatch", "out_trade_no does not match the refund")
+    if refunded != refund.amount or total != refund.payment.amount:
+        raise NotificationRejected("mismatch", "amounts do not match the refund")
+    refund_id = resource.get("refund_id")
+    return RefundReport(out_refund_no=out_refund_no, refund_id=refund_id if isinstance(refund_id, str) else "", succeeded=expected_status == "SUCCESS")
