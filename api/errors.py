@@ -8,6 +8,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from auction.errors import DomainError
+from auction.gateways.payments import GatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ STATUS_CODES = {
     413: ("too_large", "The request is too large."),
     422: ("validation_error", "The request has invalid fields."),
     429: ("throttled", "Too many requests; slow down."),
+    503: ("unavailable", "The service is not answering; try again shortly."),
     500: ("internal_error", "Something went wrong on our side; it has been logged."),
 }
 
@@ -84,6 +86,13 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ObjectDoesNotExist)
     def does_not_exist(request: HttpRequest, exc: ObjectDoesNotExist) -> HttpResponse:
         return error_response(404)
+
+    @api.exception_handler(GatewayError)
+    def gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
+        # WeChat Pay down or refusing: the rows exist and a retry reuses their
+        # numbers, so the client may simply try again.
+        logger.warning("payment gateway error on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "gateway_unavailable", "The payment service is not answering; try again shortly.")
 
     @api.exception_handler(Exception)
     def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -61,3 +61,21 @@ def test_errors_are_json_with_unicode_intact(api):
     response = api.get("/specials/0")
     assert response["Content-Type"].startswith("application/json")
     json.loads(response.content)
+
+
+def test_a_payment_gateway_failure_is_a_retryable_503(client, monkeypatch):
+    from auction.gateways.payments import GatewayError
+    from auction.gateways.sandbox import SandboxGateway
+    from tests.factories import LotFactory
+    from tests.market import bidder
+
+    def down(self, payment):
+        raise GatewayError("connect timeout")
+
+    monkeypatch.setattr(SandboxGateway, "create", down)
+    lot = LotFactory(deposit=50_000)
+    a = bidder(client)
+    assert_error(a.post("/deposits", {"lot_id": lot.pk}), 503, "gateway_unavailable")
+    monkeypatch.undo()
+    retry = a.post("/deposits", {"lot_id": lot.pk})
+    assert retry.status_code == 200 and retry.json()["payment"]["params"]["package"].startswith("prepay_id=")

@@ -133,3 +133,17 @@ def test_the_sandbox_payment_is_not_found_when_the_sandbox_is_off(client, settin
     settings.AUCTION_SANDBOX = False
     assert_error(a.post(f"/payments/sandbox/{payment['out_trade_no']}/succeed"), 404, "not_found")
     assert Lot.objects.get(pk=lot.pk).bid_count == 0
+
+
+def test_stale_client_params_are_asked_for_again_with_the_same_number(client):
+    # WeChat's prepay_id lives two hours; a winner coming back later needs new params.
+    import time
+
+    lot = LotFactory(deposit=50_000)
+    a = bidder(client)
+    first = a.post("/deposits", {"lot_id": lot.pk}).json()["payment"]
+    stale = {**first["params"], "timeStamp": str(int(time.time()) - 3 * 3600)}
+    Payment.objects.filter(out_trade_no=first["out_trade_no"]).update(params=stale)
+    again = a.post("/deposits", {"lot_id": lot.pk}).json()["payment"]
+    assert again["out_trade_no"] == first["out_trade_no"]
+    assert int(again["params"]["timeStamp"]) > int(stale["timeStamp"])

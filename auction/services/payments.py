@@ -8,6 +8,7 @@ under a lock on the payment row, and only when the amount matches.
 
 import logging
 import secrets
+import time
 import string
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from auction.errors import DomainError, NotFound
 from auction.gateways.payments import GatewayError, gateway_for
 from auction.models import (
     Deposit,
+    Order,
     Payment,
     PaymentPurpose,
     PaymentStatus,
@@ -66,9 +68,21 @@ def payment_open(
     return payment
 
 
+# WeChat's prepay_id lives two hours; params older than this are asked for
+# again (same out_trade_no, so still one payment at the gateway).
+PARAMS_FRESH_SECONDS = 90 * 60
+
+
+def _params_fresh(params: dict) -> bool:
+    try:
+        return time.time() - int(params.get("timeStamp", 0)) < PARAMS_FRESH_SECONDS
+    except (TypeError, ValueError):
+        return False
+
+
 def payment_prepare(*, payment: Payment) -> Payment:
-    """Ask the gateway for the client params once; a retry asks again with the same number."""
-    if payment.params or payment.status != PaymentStatus.CREATED:
+    """Client params from the gateway, reused while fresh; a retry asks again with the same number."""
+    if payment.status != PaymentStatus.CREATED or (payment.params and _params_fresh(payment.params)):
         return payment
     params = gateway_for(payment.gateway).create(payment)
     Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CREATED).update(params=params)
@@ -100,6 +114,13 @@ def payment_apply_success(
         if amount != payment.amount:
             event_record("payment.amount_mismatch", actor=actor, payment=payment, amount=amount, data={"expected": payment.amount})
             raise PaymentMismatch(expected=payment.amount, received=amount)
+        # Lock what the handler changes before any row here points at it: an
+        # event's foreign key share-locks its target in InnoDB, and upgrading
+        # that to the handler's exclusive lock can deadlock with order_pay.
+        if payment.order_id:
+            Order.objects.select_for_update().only("id").get(pk=payment.order_id)
+        if payment.deposit_id:
+            Deposit.objects.select_for_update().only("id").get(pk=payment.deposit_id)
         was_closed = payment.status == PaymentStatus.CLOSED
         payment.status = PaymentStatus.PAID
         payment.transaction_id = transaction_id

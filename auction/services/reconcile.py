@@ -88,15 +88,17 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
         Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, pay_deadline__lte=now).values_list("pk", flat=True)[:BATCH],
         lambda pk: order_expire(order_id=pk),
     )
-    report["deposits_cancelled"] = _each(
-        "deposit",
-        Deposit.objects.filter(status=DepositStatus.PENDING, payment__expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
-        lambda pk: deposit_cancel(deposit_id=pk, reason="payment window passed"),
-    )
+    # Ask the gateway about expired payments before giving up on their
+    # deposits: one paid in time whose notification was lost is then held.
     report["payments_closed"] = _each(
         "payment",
         Payment.objects.filter(status=PaymentStatus.CREATED, expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
         payment_reconcile,
+    )
+    report["deposits_cancelled"] = _each(
+        "deposit",
+        Deposit.objects.filter(status=DepositStatus.PENDING, payment__expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
+        lambda pk: deposit_cancel(deposit_id=pk, reason="payment window passed"),
     )
     report["refunds_submitted"] = _each(
         "refund", Refund.objects.filter(status=RefundStatus.PENDING).values_list("pk", flat=True)[:BATCH],
