@@ -8,8 +8,8 @@ under a lock on the payment row, and only when the amount matches.
 
 import logging
 import secrets
-import time
 import string
+import time
 from datetime import datetime
 
 from django.conf import settings
