@@ -16,9 +16,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router, Schema
 
 from auction.errors import NotFound
-from auction.gateways.wechatpay import (
+from auction.gateways.wechatpay import WechatPayNotConfigured
+from auction.gateways.wechatpay_notify import (
     NotificationRejected,
-    WechatPayNotConfigured,
     payment_notification_report,
     refund_notification_report,
 )

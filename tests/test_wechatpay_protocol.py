@@ -15,14 +15,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from auction.gateways.payments import GatewayError, gateway_for
-from auction.gateways.wechatpay import (
-    NotificationRejected,
-    WechatPayGateway,
-    WechatPayNotConfigured,
-    description_for,
-    notification_verify_and_decrypt,
-)
+from auction.gateways.wechatpay import WechatPayGateway, WechatPayNotConfigured, description_for
 from auction.gateways.wechatpay_client import SignatureRejected, WechatPayError
+from auction.gateways.wechatpay_notify import NotificationRejected, notification_verify_and_decrypt
 from auction.models import Payment, Refund
 from auction.services.deposits import deposit_request
 from auction.services.payments import refund_create
