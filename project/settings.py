@@ -268,5 +268,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "django_tasks": {"level": "WARNING"},
         "wagtail": {"level": "WARNING"},
+        # Every refused bid is a 409: a log line each would cost the hot lot
+        # more than the bid. 5xx stay logged (ERROR); the API answers say the rest.
+        "django.request": {"level": "ERROR"},
     },
 }

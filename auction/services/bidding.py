@@ -94,25 +94,39 @@ def _beats(first: AutoBid, second: AutoBid) -> bool:
     )
 
 
-def _open_market(lot_id: int) -> Market:
-    """Lock the lot, then check it is open by the clock read after the lock."""
-    lot = Lot.objects.select_for_update().only(*MARKET_FIELDS).filter(pk=lot_id).first()
-    if lot is None or not lot.is_published:
-        raise NotFound()
-    special = Special.objects.only("is_published", "starts_at", "extension_seconds").get(pk=lot.special_id)
-    if not special.is_published:
-        raise NotFound()
-    now = timezone.now()
+def _check_open(lot: Lot, special: Special, now: datetime) -> None:
     if lot.status in LOT_OUTCOMES or now >= lot.ends_at:
         raise LotNotOpen("Bidding on this lot has ended.", ends_at=timezone.localtime(lot.ends_at).isoformat())
     if now < special.starts_at:
         raise LotNotOpen("Bidding on this lot has not started.", starts_at=timezone.localtime(special.starts_at).isoformat())
-    return Market(lot=lot, special=special, now=now)
 
 
-def _require_deposit(market: Market, user: User) -> None:
-    if not has_bidding_deposit(user_id=user.pk, lot=market.lot):
-        raise DepositRequired(deposit=market.lot.deposit)
+def _open_market(lot_id: int, user: User) -> Market:
+    """Check what cannot change under us first, then lock the lot and check the rest.
+
+    The special's terms and the lot's deposit are frozen once bidding opens,
+    and a held deposit stays held while the lot is open, so those checks need
+    no lock; keeping them outside it keeps the hot lot's lock short. Status
+    and time are checked again after the lock, by the clock read after it.
+    """
+    terms = (
+        Lot.objects.select_related("special")
+        .only(
+            "id", "special_id", "deposit", "status", "ends_at", "is_published",
+            "special__is_published", "special__starts_at", "special__extension_seconds",
+        )
+        .filter(pk=lot_id)
+        .first()
+    )
+    if terms is None or not terms.is_published or not terms.special.is_published:
+        raise NotFound()
+    _check_open(terms, terms.special, timezone.now())
+    if not has_bidding_deposit(user_id=user.pk, lot=terms):
+        raise DepositRequired(deposit=terms.deposit)
+    lot = Lot.objects.select_for_update().only(*MARKET_FIELDS).get(pk=lot_id)
+    now = timezone.now()
+    _check_open(lot, terms.special, now)
+    return Market(lot=lot, special=terms.special, now=now)
 
 
 @dataclass(frozen=True)
@@ -124,8 +138,7 @@ class BidResult:
 
 def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
     with transaction.atomic():
-        market = _open_market(lot_id)
-        _require_deposit(market, user)
+        market = _open_market(lot_id, user)
         if market.lot.leader_id == user.pk:
             raise AlreadyLeading()
         minimum = market.lot.next_min_bid()
@@ -140,8 +153,7 @@ def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
 def auto_bid_set(*, lot_id: int, user: User, max_price: int) -> tuple[AutoBid, Lot]:
     """Set or change a proxy; while the user is not leading it bids at once."""
     with transaction.atomic():
-        market = _open_market(lot_id)
-        _require_deposit(market, user)
+        market = _open_market(lot_id, user)
         lot = market.lot
         floor = lot.current_price + 1 if lot.leader_id == user.pk else lot.next_min_bid()
         if max_price < floor:
