@@ -101,8 +101,8 @@ def _check_open(lot: Lot, special: Special, now: datetime) -> None:
         raise LotNotOpen("Bidding on this lot has not started.", starts_at=timezone.localtime(special.starts_at).isoformat())
 
 
-def _open_market(lot_id: int, user: User) -> Market:
-    """Check what cannot change under us first, then lock the lot and check the rest.
+def _terms_checked(lot_id: int, user: User, *, price: int | None = None) -> Lot:
+    """Check, without a lock or a transaction, what cannot turn in the bidder's favour.
 
     The special's terms and the lot's deposit are frozen once bidding opens,
     and a held deposit stays held while the lot is open, so those checks need
@@ -112,8 +112,8 @@ def _open_market(lot_id: int, user: User) -> Market:
     terms = (
         Lot.objects.select_related("special")
         .only(
-            "id", "special_id", "deposit", "status", "ends_at", "is_published",
-            "special__is_published", "special__starts_at", "special__extension_seconds",
+            "id", "special_id", "deposit", "status", "ends_at", "is_published", "current_price", "bid_count",
+            "start_price", "increment", "special__is_published", "special__starts_at", "special__extension_seconds",
         )
         .filter(pk=lot_id)
         .first()
@@ -123,7 +123,16 @@ def _open_market(lot_id: int, user: User) -> Market:
     _check_open(terms, terms.special, timezone.now())
     if not has_bidding_deposit(user_id=user.pk, lot=terms):
         raise DepositRequired(deposit=terms.deposit)
-    lot = Lot.objects.select_for_update().only(*MARKET_FIELDS).get(pk=lot_id)
+    if price is not None and price < terms.next_min_bid():
+        # Prices only rise, so a bid below the minimum read now is below it
+        # under the lock too: most refusals of a contested lot never queue for it.
+        raise BidTooLow(next_min_bid=terms.next_min_bid())
+    return terms
+
+
+def _open_market(terms: Lot) -> Market:
+    """Lock the lot, then check status and time again by the clock read after the lock."""
+    lot = Lot.objects.select_for_update().only(*MARKET_FIELDS).get(pk=terms.pk)
     now = timezone.now()
     _check_open(lot, terms.special, now)
     return Market(lot=lot, special=terms.special, now=now)
@@ -137,8 +146,9 @@ class BidResult:
 
 
 def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
+    terms = _terms_checked(lot_id, user, price=price)
     with transaction.atomic():
-        market = _open_market(lot_id, user)
+        market = _open_market(terms)
         if market.lot.leader_id == user.pk:
             raise AlreadyLeading()
         minimum = market.lot.next_min_bid()
@@ -152,8 +162,9 @@ def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
 
 def auto_bid_set(*, lot_id: int, user: User, max_price: int) -> tuple[AutoBid, Lot]:
     """Set or change a proxy; while the user is not leading it bids at once."""
+    terms = _terms_checked(lot_id, user)
     with transaction.atomic():
-        market = _open_market(lot_id, user)
+        market = _open_market(terms)
         lot = market.lot
         floor = lot.current_price + 1 if lot.leader_id == user.pk else lot.next_min_bid()
         if max_price < floor:
