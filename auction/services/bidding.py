@@ -1,10 +1,14 @@
 """Bids and proxy bids (代理出价) on one lot.
 
-Every change to a lot's market state happens under a row lock on that lot
-(``SELECT ... FOR UPDATE``), and every rule is checked after the lock is
-taken, against the clock at that moment: a bid one millisecond after the end
-is refused whether or not a job has run. Proxies answer inside the same
-transaction, so the response to a rival already shows the answer.
+A bid is checked against the lot's market row read without a lock, then
+written with a conditional UPDATE that lands only if the row's version is
+still the one read: a bid that raced another is read again and retried, and
+its rules are always checked against the state it is written over. The clock
+is read after that read, so a bid one millisecond after the end is refused
+whether or not a job has run. A lot with proxies, or a bidder who seems to be
+leading, goes through the lot's row lock (``SELECT ... FOR UPDATE``) instead,
+where proxies answer inside the same transaction, so the response to a rival
+already shows the answer.
 """
 
 from dataclasses import dataclass, field
@@ -17,13 +21,11 @@ from auction import signals
 from auction.errors import AlreadyLeading, BidTooLow, DepositRequired, LotNotOpen, NotFound
 from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
 from auction.models.catalog import LOT_OUTCOMES
-from auction.services.deposits import has_bidding_deposit
+from auction.services.market_rows import LOT_MARKET_COLUMNS, MarketRead, market_read, market_write
 
-# Only the market columns: the lock and the update never carry the description.
-MARKET_FIELDS = (
-    "id", "special_id", "is_published", "status", "ends_at", "start_price", "reserve_price", "deposit",
-    "increment", "current_price", "leader_id", "bid_count", "version",
-)
+# Conditional writes a bid tries before it queues for the lot's lock: on a hot
+# lot a retry usually lands, and the lock is there for the unlucky.
+OPTIMISTIC_ATTEMPTS = 3
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Market:
     extended: bool = False
 
     def place(self, user_id: int, price: int, *, auto: bool) -> Bid:
-        bid = Bid.objects.create(lot_id=self.lot.pk, user_id=user_id, price=price, is_auto=auto)
+        bid = Bid(lot_id=self.lot.pk, user_id=user_id, price=price, is_auto=auto, created_at=self.now)
         self.placed.append(bid)
         self.lot.current_price = price
         self.lot.leader_id = user_id
@@ -76,16 +78,18 @@ class Market:
             self.place(loser.user_id, loser.max_price, auto=True)
         self.place(winner.user_id, min(winner.max_price, loser.max_price + self.lot.step_after(loser.max_price)), auto=True)
 
-    def save(self) -> None:
+    def save(self, *, read_version: int) -> bool:
+        """Write the bids placed and the lot's new state, unless the row has
+        moved on from ``read_version`` (then nothing is written)."""
         lot = self.lot
-        lot.version += 1
-        fields = ["current_price", "leader_id", "bid_count", "ends_at", "version"]
-        if lot.status != LotStatus.BIDDING:
+        lot.version = read_version + 1
+        if self.placed:
             lot.status = LotStatus.BIDDING
-            fields.append("status")
-        lot.save(update_fields=fields)
+        if not market_write(lot=lot, read_version=read_version, bids=self.placed):
+            return False
         if self.extended:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
+        return True
 
 
 def _beats(first: AutoBid, second: AutoBid) -> bool:
@@ -101,41 +105,32 @@ def _check_open(lot: Lot, special: Special, now: datetime) -> None:
         raise LotNotOpen("Bidding on this lot has not started.", starts_at=timezone.localtime(special.starts_at).isoformat())
 
 
-def _terms_checked(lot_id: int, user: User, *, price: int | None = None) -> Lot:
+def _read_checked(lot_id: int, user: User, *, price: int | None = None) -> MarketRead:
     """Check, without a lock or a transaction, what cannot turn in the bidder's favour.
 
     The special's terms and the lot's deposit are frozen once bidding opens,
     and a held deposit stays held while the lot is open, so those checks need
-    no lock; keeping them outside it keeps the hot lot's lock short. Status
-    and time are checked again after the lock, by the clock read after it.
+    no lock. Status and time are checked again by the clock read after this.
     """
-    terms = (
-        Lot.objects.select_related("special")
-        .only(
-            "id", "special_id", "deposit", "status", "ends_at", "is_published", "current_price", "bid_count",
-            "start_price", "increment", "special__is_published", "special__starts_at", "special__extension_seconds",
-        )
-        .filter(pk=lot_id)
-        .first()
-    )
-    if terms is None or not terms.is_published or not terms.special.is_published:
+    read = market_read(lot_id=lot_id, user_id=user.pk)
+    if read is None or not read.lot.is_published or not read.special.is_published:
         raise NotFound()
-    _check_open(terms, terms.special, timezone.now())
-    if not has_bidding_deposit(user_id=user.pk, lot=terms):
-        raise DepositRequired(deposit=terms.deposit)
-    if price is not None and price < terms.next_min_bid():
+    _check_open(read.lot, read.special, timezone.now())
+    if not read.has_deposit:
+        raise DepositRequired(deposit=read.lot.deposit)
+    if price is not None and price < read.lot.next_min_bid():
         # Prices only rise, so a bid below the minimum read now is below it
-        # under the lock too: most refusals of a contested lot never queue for it.
-        raise BidTooLow(next_min_bid=terms.next_min_bid())
-    return terms
+        # later too: most refusals of a contested lot write nothing.
+        raise BidTooLow(next_min_bid=read.lot.next_min_bid())
+    return read
 
 
-def _open_market(terms: Lot) -> Market:
+def _open_market(read: MarketRead) -> Market:
     """Lock the lot, then check status and time again by the clock read after the lock."""
-    lot = Lot.objects.select_for_update().only(*MARKET_FIELDS).get(pk=terms.pk)
+    lot = Lot.objects.select_for_update().only("id", *LOT_MARKET_COLUMNS).get(pk=read.lot.pk)
     now = timezone.now()
-    _check_open(lot, terms.special, now)
-    return Market(lot=lot, special=terms.special, now=now)
+    _check_open(lot, read.special, now)
+    return Market(lot=lot, special=read.special, now=now)
 
 
 @dataclass(frozen=True)
@@ -146,9 +141,19 @@ class BidResult:
 
 
 def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
-    terms = _terms_checked(lot_id, user, price=price)
+    for _ in range(OPTIMISTIC_ATTEMPTS):
+        read = _read_checked(lot_id, user, price=price)
+        if read.has_proxies or read.lot.leader_id == user.pk:
+            break  # proxies answer, and a lead is confirmed, under the lock
+        read_version = read.lot.version
+        market = Market(lot=read.lot, special=read.special, now=timezone.now())
+        _check_open(market.lot, market.special, market.now)
+        bid = market.place(user.pk, price, auto=False)
+        with transaction.atomic():
+            if market.save(read_version=read_version):
+                return BidResult(bid=bid, lot=market.lot, answers=[])
     with transaction.atomic():
-        market = _open_market(terms)
+        market = _open_market(read)
         if market.lot.leader_id == user.pk:
             raise AlreadyLeading()
         minimum = market.lot.next_min_bid()
@@ -156,15 +161,15 @@ def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
             raise BidTooLow(next_min_bid=minimum)
         bid = market.place(user.pk, price, auto=False)
         market.resolve_proxies()
-        market.save()
+        market.save(read_version=market.lot.version)
     return BidResult(bid=bid, lot=market.lot, answers=market.placed[1:])
 
 
 def auto_bid_set(*, lot_id: int, user: User, max_price: int) -> tuple[AutoBid, Lot]:
     """Set or change a proxy; while the user is not leading it bids at once."""
-    terms = _terms_checked(lot_id, user)
+    read = _read_checked(lot_id, user)
     with transaction.atomic():
-        market = _open_market(terms)
+        market = _open_market(read)
         lot = market.lot
         floor = lot.current_price + 1 if lot.leader_id == user.pk else lot.next_min_bid()
         if max_price < floor:
@@ -177,8 +182,9 @@ def auto_bid_set(*, lot_id: int, user: User, max_price: int) -> tuple[AutoBid, L
             auto_bid.set_at = market.now
             auto_bid.save(update_fields=["max_price", "set_at"])
         market.resolve_proxies()
-        if market.placed:
-            market.save()
+        # Saved even without a bid: the new version sends bids read before
+        # this proxy existed back to be read again, so it answers them.
+        market.save(read_version=market.lot.version)
     return auto_bid, market.lot
 
 

@@ -102,17 +102,6 @@ def deposits_for_user(*, user: User, status: str | None = None):
     return deposits.filter(status=status) if status else deposits
 
 
-def has_bidding_deposit(*, user_id: int, lot: Lot) -> bool:
-    """A held deposit for this lot or for its whole special."""
-    if not lot.deposit:
-        return True
-    keys = [
-        Deposit.key_for(user_id=user_id, scope=DepositScope.LOT, special_id=lot.special_id, lot_id=lot.pk),
-        Deposit.key_for(user_id=user_id, scope=DepositScope.SPECIAL, special_id=lot.special_id, lot_id=None),
-    ]
-    return Deposit.objects.filter(active_key__in=keys, status=DepositStatus.HELD).exists()
-
-
 def deposit_paid(*, payment: Payment) -> Deposit:
     """Called under the payment's lock when its success is applied."""
     deposit = Deposit.objects.select_for_update().get(pk=payment.deposit_id)
