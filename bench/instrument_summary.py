@@ -20,6 +20,8 @@ FIELDS = [
     ("wall", "wall in Django"),
     ("cpu", "thread CPU"),
     ("db", "MariaDB round trips"),
+    ("read_rt", "  of which the market read"),
+    ("write_rt", "  of which the one-trip write"),
     ("lock_wait", "  of which SELECT ... FOR UPDATE"),
     ("commit", "  of which COMMIT/ROLLBACK"),
     ("lock_hold", "row lock held (after FOR UPDATE)"),

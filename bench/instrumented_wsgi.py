@@ -68,6 +68,11 @@ def _execute_wrapper(execute, sql, params, many, context):
         if rec is not None:
             rec["db"] += t1 - t0
             rec["queries"] += 1
+            if "START TRANSACTION" in sql:
+                # The one-round-trip write: the lot's lock is held inside it.
+                rec["write_rt"] = rec.get("write_rt", 0.0) + t1 - t0
+            elif "FROM auction_autobid a WHERE a.lot_id = l.id" in sql:
+                rec["read_rt"] = rec.get("read_rt", 0.0) + t1 - t0
             if "lock_t1" in rec and "lock_hold" not in rec:
                 rec["held_db"] += t1 - t0
                 rec["held_queries"] += 1

@@ -18,11 +18,10 @@ from pathlib import Path
 # (bucket, markers); the first bucket whose marker is found nearest the leaf wins.
 BUCKETS = [
     ("auth: token lookup (token_user)", ["token_user ("]),
-    ("bid: lock lot (SELECT ... FOR UPDATE)", ["_open_market ("]),
-    ("bid: deposit check", ["has_bidding_deposit ("]),
-    ("bid: INSERT bid", ["Market.place ("]),
+    ("bid: read lot, deposit, proxies (market_read)", ["market_read ("]),
+    ("bid: lock lot (SELECT ... FOR UPDATE, proxies)", ["_open_market ("]),
     ("bid: proxies SELECT", ["Market.resolve_proxies ("]),
-    ("bid: UPDATE lot", ["Market.save ("]),
+    ("bid: write lot + bid (market_write)", ["market_write ("]),
     ("bid: COMMIT/ROLLBACK (atomic exit)", ["Atomic.__exit__ ("]),
     ("bid: BEGIN (atomic enter)", ["Atomic.__enter__ ("]),
     ("response: lot card (Redis cache)", ["lot_card ("]),

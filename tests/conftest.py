@@ -1,6 +1,7 @@
 import pytest
 from django.core.cache import cache
 
+from auction.selectors import lot_cards_forget_local
 from auction.services.tokens import token_issue
 from tests.factories import UserFactory
 
@@ -13,9 +14,12 @@ def media_in_tmp(settings, tmp_path):
 @pytest.fixture(autouse=True)
 def clear_cache():
     # Throttle counters live in the cache; one test's logins are not the next one's.
+    # Lot ids come back after a rollback, so neither do cards outlive a test.
     cache.clear()
+    lot_cards_forget_local()
     yield
     cache.clear()
+    lot_cards_forget_local()
 
 
 class ApiClient:

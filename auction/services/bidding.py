@@ -92,6 +92,13 @@ class Market:
         return True
 
 
+    def save_locked(self) -> None:
+        """Under the lot's lock the row cannot move; if the write still fails,
+        a bid row contradicts the market row, and nothing is written."""
+        if not self.save(read_version=self.lot.version):
+            raise RuntimeError(f"lot {self.lot.pk}: market write refused under its own lock")
+
+
 def _beats(first: AutoBid, second: AutoBid) -> bool:
     return first.max_price > second.max_price or (
         first.max_price == second.max_price and (first.set_at, first.pk) < (second.set_at, second.pk)
@@ -149,9 +156,8 @@ def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
         market = Market(lot=read.lot, special=read.special, now=timezone.now())
         _check_open(market.lot, market.special, market.now)
         bid = market.place(user.pk, price, auto=False)
-        with transaction.atomic():
-            if market.save(read_version=read_version):
-                return BidResult(bid=bid, lot=market.lot, answers=[])
+        if market.save(read_version=read_version):
+            return BidResult(bid=bid, lot=market.lot, answers=[])
     with transaction.atomic():
         market = _open_market(read)
         if market.lot.leader_id == user.pk:
@@ -161,7 +167,7 @@ def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
             raise BidTooLow(next_min_bid=minimum)
         bid = market.place(user.pk, price, auto=False)
         market.resolve_proxies()
-        market.save(read_version=market.lot.version)
+        market.save_locked()
     return BidResult(bid=bid, lot=market.lot, answers=market.placed[1:])
 
 
@@ -184,7 +190,7 @@ def auto_bid_set(*, lot_id: int, user: User, max_price: int) -> tuple[AutoBid, L
         market.resolve_proxies()
         # Saved even without a bid: the new version sends bids read before
         # this proxy existed back to be read again, so it answers them.
-        market.save(read_version=market.lot.version)
+        market.save_locked()
     return auto_bid, market.lot
 
 

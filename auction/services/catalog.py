@@ -9,7 +9,6 @@ end time once bidding opened) is never written here.
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -18,7 +17,7 @@ from django.utils import timezone
 from auction import signals
 from auction.models import Lot, LotImage, Special
 from auction.money import MAX_FEN, format_yuan
-from auction.selectors import lot_card_cache_key
+from auction.selectors import lot_card_forget
 
 
 @dataclass(frozen=True)
@@ -246,7 +245,7 @@ def lot_publish(
         if "ends_at" in fields:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     _replace_images(lot, content.image_ids)
-    transaction.on_commit(lambda: cache.delete(lot_card_cache_key(lot.pk)))
+    transaction.on_commit(lambda: lot_card_forget(lot.pk))
     return PublishResult(row=lot, created=created, refused_terms=refused)
 
 

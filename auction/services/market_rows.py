@@ -9,7 +9,7 @@ for SQLite), with values passed through the backend's own adapters.
 
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from auction.db import datetime_from_db, datetime_to_db, loaded
 from auction.models import Bid, DepositScope, DepositStatus, Lot, Special
@@ -41,6 +41,20 @@ UPDATE auction_lot
 """
 
 _INSERT_BID = "INSERT INTO auction_bid (lot_id, user_id, price, is_auto, created_at) VALUES (%s, %s, %s, %s, %s)"
+
+# One bid written in one round trip (MySQL, multi-statements): the lot's row
+# lock is then held only while the server runs these, never across the
+# network. The INSERT adds the bid only if the row holds what the UPDATE
+# wrote (this version, this leader at this price), so when the UPDATE matched
+# nothing, nothing is added; and a duplicate still meets (lot, price)'s
+# unique constraint.
+_WRITE_ONE_BID = f"""
+START TRANSACTION;
+{_WRITE.strip()};
+INSERT INTO auction_bid (lot_id, user_id, price, is_auto, created_at)
+SELECT id, %s, %s, %s, %s FROM auction_lot WHERE id = %s AND version = %s AND leader_id = %s AND current_price = %s;
+COMMIT
+"""
 
 
 @dataclass(frozen=True)
@@ -74,20 +88,58 @@ def market_read(*, lot_id: int, user_id: int) -> MarketRead | None:
 
 def market_write(*, lot: Lot, read_version: int, bids: list[Bid]) -> bool:
     """Write the lot's new market state and the bids that made it, if the row is
-    still at ``read_version``; False (nothing written) if anything changed it.
+    still at ``read_version``; False, and nothing written, if anything changed it.
 
-    Run inside a transaction: the UPDATE takes the row's lock, so the INSERTs
-    after it commit together with it or not at all.
+    Atomic on its own; inside a transaction (the lot's lock held) it joins it.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_WRITE, [
-            lot.status, datetime_to_db(lot.ends_at), lot.current_price, lot.leader_id, lot.bid_count, lot.version,
-            lot.pk, read_version,
-        ])
-        if cursor.rowcount != 1:
-            return False
-        for bid in bids:
-            cursor.execute(_INSERT_BID, [lot.pk, bid.user_id, bid.price, bid.is_auto, datetime_to_db(bid.created_at)])
-            bid.pk = cursor.lastrowid
-            bid._state.adding = False
+    write = [lot.status, datetime_to_db(lot.ends_at), lot.current_price, lot.leader_id, lot.bid_count, lot.version,
+             lot.pk, read_version]
+    if connection.vendor == "mysql" and not connection.in_atomic_block and len(bids) == 1:
+        return _write_one_bid_in_one_round_trip(lot, write, bids[0])
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_WRITE, write)
+            if cursor.rowcount != 1:
+                return False
+            for bid in bids:
+                cursor.execute(_INSERT_BID, [lot.pk, bid.user_id, bid.price, bid.is_auto, datetime_to_db(bid.created_at)])
+                _mark_saved(bid, cursor.lastrowid)
+    except IntegrityError:
+        return False  # a duplicate of a bid that already won (lot, price is unique)
     return True
+
+
+def _write_one_bid_in_one_round_trip(lot: Lot, write: list, bid: Bid) -> bool:
+    insert = [bid.user_id, bid.price, bid.is_auto, datetime_to_db(bid.created_at), lot.pk, lot.version, bid.user_id, bid.price]
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(_WRITE_ONE_BID, write + insert)
+            cursor.nextset()  # the UPDATE
+            cursor.nextset()  # the INSERT
+            inserted, bid_id = cursor.rowcount, cursor.lastrowid
+            cursor.nextset()  # the COMMIT
+        except IntegrityError:
+            # The same bid, sent twice at once, won once; this copy is refused.
+            cursor.execute("ROLLBACK")
+            return False
+        except BaseException:
+            # A statement failed after START TRANSACTION: end it here, or the
+            # connection would carry it into the next request.
+            _rollback_quietly(cursor)
+            raise
+    if inserted != 1:
+        return False
+    _mark_saved(bid, bid_id)
+    return True
+
+
+def _rollback_quietly(cursor) -> None:
+    try:
+        cursor.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001  (the connection is gone; Django drops it)
+        pass
+
+
+def _mark_saved(bid: Bid, bid_id: int) -> None:
+    bid.pk = bid_id
+    bid._state.adding = False
