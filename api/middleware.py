@@ -1,9 +1,9 @@
 """Errors that never reach Ninja (unknown paths, wrong methods, Django's own
 500 page) still leave ``/api/`` in the contract's shape, never as HTML."""
 
-from api.errors import error_response
+from django.conf import settings
 
-API_PREFIX = "/api/"
+from api.errors import error_response
 
 
 class ContractErrorMiddleware:
@@ -12,7 +12,7 @@ class ContractErrorMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if not request.path.startswith(API_PREFIX):
+        if not request.path.startswith(settings.API_PATH_PREFIX):
             return response
         if response.status_code in (301, 308):
             # CommonMiddleware's slash redirect: the API has no such paths.

@@ -9,10 +9,9 @@ through Django's full stack (middleware, Ninja, auth) with the test client,
 no HTTP server: so every number here is the server's own cost with no
 contention. For each kind of request it prints wall time, CPU time, the
 queries it ran and what they cost, time in Redis, in django.request's log
-line, in token lookup, and how long the lot's row lock was held (from the
-start of SELECT ... FOR UPDATE to the end of COMMIT/ROLLBACK), which bounds
-a hot lot's throughput: at most 1 / hold bids per second, whatever the
-number of workers.
+line and in token lookup. Uncontended bids never take the lot's row lock
+(a conditional write instead); when one does (proxies), the hold from the
+start of SELECT ... FOR UPDATE to the end of COMMIT/ROLLBACK is printed too.
 """
 
 import argparse

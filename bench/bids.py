@@ -705,7 +705,7 @@ def main() -> int:
                         help="next: bid the last next_min_bid seen (+jitter), so most bids lose under contention; "
                         "clock: bid at least start + one step per --tick-us elapsed, so bids arrive rising and most are accepted")
     parser.add_argument("--jitter", type=int, default=None, help="add random 0..N steps (default 2 with next, 0 with clock)")
-    parser.add_argument("--tick-us", type=int, default=200, help="clock strategy: microseconds per step")
+    parser.add_argument("--tick-us", type=int, default=10, help="clock strategy: microseconds per step")
     parser.add_argument("--rate", type=float, default=0,
                         help="offered bids/s per level, spread over its bidders (think time); 0: closed loop, "
                         "each bidder bids again as soon as it has its answer")

@@ -85,6 +85,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# /api/ is served by its own handler (project/wsgi.py) with only these: it
+# authenticates by bearer token, so sessions, CSRF, users, messages and frame
+# options would only cost every bid their time.
+API_PATH_PREFIX = "/api/"
+API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "api.middleware.ContractErrorMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
