@@ -6,7 +6,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from api import presenters
 from api.schemas import ErrorOut, ListParams, LotSummaryOut, paginated
-from api.security import TokenAuth, optional_user
+from api.security import TokenAuth, TokenKeyAuth, optional_user
 from auction import selectors
 from auction.errors import NotFound
 from auction.money import MAX_FEN
@@ -75,7 +75,7 @@ def bids(request: HttpRequest, lot_id: int, params: Query[ListParams]):
     )
 
 
-@router.post("/{int:lot_id}/bids", response={201: BidPlacedOut, **BID_ERRORS}, auth=TokenAuth(), summary="Bid (出价)")
+@router.post("/{int:lot_id}/bids", response={201: BidPlacedOut, **BID_ERRORS}, auth=TokenKeyAuth(), summary="Bid (出价)")
 def bid_create(request: HttpRequest, lot_id: int, payload: BidIn):
     result = bid_place(lot_id=lot_id, user=request.auth, price=payload.price)
     bid = result.bid

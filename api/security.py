@@ -4,13 +4,20 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from auction.models import User
-from auction.services.tokens import token_user
+from auction.services.tokens import TokenKey, token_key, token_user
 
 
 class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> User:
         # token_user raises Unauthenticated, mapped to 401 with the contract's code.
         return token_user(raw_token=token)
+
+
+class TokenKeyAuth(HttpBearer):
+    """For the bid: the token is checked by the service, in its read of the lot."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> TokenKey:
+        return token_key(raw_token=token)
 
 
 def optional_user(request: HttpRequest) -> User | None:

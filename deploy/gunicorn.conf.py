@@ -8,8 +8,8 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# bench/bids.py on 2 cores: 4 workers × 1 thread did best; more threads only
-# queue more requests on the same hot lot's lock and share one GIL.
+# bench/bids.py on 2 cores: 4 workers × 1 thread answered the most bids (a
+# worker waiting on MariaDB leaves its core to another); threads share one GIL.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 worker_class = "gthread"

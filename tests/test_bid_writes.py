@@ -106,10 +106,14 @@ def test_a_bid_that_keeps_losing_the_race_queues_for_the_lock_and_lands(monkeypa
     assert (lot.leader_id, lot.bid_count, result.lot.bid_count) == (b.pk, len(prices), len(prices))
 
 
-def test_a_bidder_who_seems_to_lead_is_decided_under_the_lock(lot):
+def test_a_leader_bidding_again_is_refused_from_the_read_without_the_lock(monkeypatch, lot):
     a = UserFactory()
     bid_place(lot_id=lot.pk, user=a, price=100_000)
 
+    def no_lock(read):
+        raise AssertionError("a refusal takes no lock")
+
+    monkeypatch.setattr(bidding, "_open_market", no_lock)
     with pytest.raises(bidding.AlreadyLeading):
         bid_place(lot_id=lot.pk, user=a, price=110_000)
     assert Bid.objects.filter(lot=lot).count() == 1
@@ -158,6 +162,6 @@ def test_a_write_that_meets_a_duplicate_bid_rolls_back_whole_and_leaves_the_conn
 
 
 def _market_with_bid(lot, user, price) -> tuple[bidding.Market, Bid]:
-    read = market_read(lot_id=lot.pk, user_id=user.pk)
+    read = market_read(lot_id=lot.pk, bidder=user.pk)
     market = bidding.Market(lot=read.lot, special=read.special, now=timezone.now())
     return market, market.place(user.pk, price, auto=False)

@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from auction.models import AutoBid, Bid, Lot
+from auction.models import AuthToken, AutoBid, Bid, Lot, User
 from auction.services.bidding import auto_bid_set, bid_place
-from tests.conftest import assert_error
+from auction.services.tokens import token_revoke
+from tests.conftest import ApiClient, assert_error
 from tests.factories import LotFactory, SpecialFactory
 from tests.market import bid, bidder, pay_deposit
 
@@ -110,6 +111,24 @@ def test_absurd_prices_are_validation_errors(client, lot, price):
 def test_bidding_needs_a_token_and_a_real_lot(api, client, lot):
     assert_error(api.post(f"/lots/{lot.pk}/bids", {"price": 100_000}), 401, "unauthenticated")
     assert_error(bidder(client).post("/lots/999999/bids", {"price": 100_000}), 404, "not_found")
+
+
+def test_the_bid_checks_its_token_in_the_lot_read_and_refuses_every_dead_one(client, lot):
+    # The bid endpoint looks its token up inside its read of the lot: the same
+    # refusals as everywhere else, before anything about the lot.
+    a, b, c = _with_deposit(client, lot), _with_deposit(client, lot), _with_deposit(client, lot)
+    unknown = ApiClient(client, token="no-such-token")
+    for dead in (unknown, a, b, c):
+        if dead is a:
+            token_revoke(raw_token=a.token)
+        if dead is b:
+            User.objects.filter(pk=b.user.pk).update(is_active=False)
+        if dead is c:
+            AuthToken.objects.filter(user=c.user).update(expires_at=timezone.now())
+        assert_error(bid(dead, lot.pk, 100_000), 401, "unauthenticated")
+        assert_error(bid(dead, 999_999, 100_000), 401, "unauthenticated")
+    assert not Bid.objects.exists()
+    assert bid(_with_deposit(client, lot), lot.pk, 100_000).status_code == 201
 
 
 def test_a_bid_in_the_last_five_minutes_extends_the_lot(client):

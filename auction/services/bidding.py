@@ -5,10 +5,12 @@ written with a conditional UPDATE that lands only if the row's version is
 still the one read: a bid that raced another is read again and retried, and
 its rules are always checked against the state it is written over. The clock
 is read after that read, so a bid one millisecond after the end is refused
-whether or not a job has run. A lot with proxies, or a bidder who seems to be
-leading, goes through the lot's row lock (``SELECT ... FOR UPDATE``) instead,
-where proxies answer inside the same transaction, so the response to a rival
-already shows the answer.
+whether or not a job has run. Refusals (too low, already leading, ended)
+come from the read: the state they cite held at that instant, and they write
+nothing. A lot with proxies, or a bid that lost the race too often, goes
+through the lot's row lock (``SELECT ... FOR UPDATE``) instead, where proxies
+answer inside the same transaction, so the response to a rival already shows
+the answer.
 """
 
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from auction.errors import AlreadyLeading, BidTooLow, DepositRequired, LotNotOpe
 from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
 from auction.models.catalog import LOT_OUTCOMES
 from auction.services.market_rows import LOT_MARKET_COLUMNS, MarketRead, market_read, market_write
+from auction.services.tokens import TokenKey
 
 # Conditional writes a bid tries before it queues for the lot's lock: on a hot
 # lot a retry usually lands, and the lock is there for the unlucky.
@@ -112,14 +115,14 @@ def _check_open(lot: Lot, special: Special, now: datetime) -> None:
         raise LotNotOpen("Bidding on this lot has not started.", starts_at=timezone.localtime(special.starts_at).isoformat())
 
 
-def _read_checked(lot_id: int, user: User, *, price: int | None = None) -> MarketRead:
+def _read_checked(lot_id: int, bidder: int | TokenKey, *, price: int | None = None) -> MarketRead:
     """Check, without a lock or a transaction, what cannot turn in the bidder's favour.
 
     The special's terms and the lot's deposit are frozen once bidding opens,
     and a held deposit stays held while the lot is open, so those checks need
     no lock. Status and time are checked again by the clock read after this.
     """
-    read = market_read(lot_id=lot_id, user_id=user.pk)
+    read = market_read(lot_id=lot_id, bidder=bidder)
     if read is None or not read.lot.is_published or not read.special.is_published:
         raise NotFound()
     _check_open(read.lot, read.special, timezone.now())
@@ -147,25 +150,32 @@ class BidResult:
     answers: list[Bid]  # what proxies bid in reply, in order
 
 
-def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
+def bid_place(*, lot_id: int, user: User | TokenKey, price: int) -> BidResult:
+    """``user`` may be a token not looked up yet: it is checked in the lot's read."""
+    bidder = user.pk if isinstance(user, User) else user
     for _ in range(OPTIMISTIC_ATTEMPTS):
-        read = _read_checked(lot_id, user, price=price)
-        if read.has_proxies or read.lot.leader_id == user.pk:
-            break  # proxies answer, and a lead is confirmed, under the lock
+        read = _read_checked(lot_id, bidder, price=price)
+        bidder = read.bidder_id
+        if read.lot.leader_id == bidder:
+            # Like a too-low bid, refused by the state read: the bidder did lead
+            # at that instant, and a refusal writes nothing.
+            raise AlreadyLeading()
+        if read.has_proxies:
+            break  # proxies answer under the lot's lock
         read_version = read.lot.version
         market = Market(lot=read.lot, special=read.special, now=timezone.now())
         _check_open(market.lot, market.special, market.now)
-        bid = market.place(user.pk, price, auto=False)
+        bid = market.place(bidder, price, auto=False)
         if market.save(read_version=read_version):
             return BidResult(bid=bid, lot=market.lot, answers=[])
     with transaction.atomic():
         market = _open_market(read)
-        if market.lot.leader_id == user.pk:
+        if market.lot.leader_id == bidder:
             raise AlreadyLeading()
         minimum = market.lot.next_min_bid()
         if price < minimum:
             raise BidTooLow(next_min_bid=minimum)
-        bid = market.place(user.pk, price, auto=False)
+        bid = market.place(bidder, price, auto=False)
         market.resolve_proxies()
         market.save_locked()
     return BidResult(bid=bid, lot=market.lot, answers=market.placed[1:])
@@ -173,7 +183,7 @@ def bid_place(*, lot_id: int, user: User, price: int) -> BidResult:
 
 def auto_bid_set(*, lot_id: int, user: User, max_price: int) -> tuple[AutoBid, Lot]:
     """Set or change a proxy; while the user is not leading it bids at once."""
-    read = _read_checked(lot_id, user)
+    read = _read_checked(lot_id, user.pk)
     with transaction.atomic():
         market = _open_market(read)
         lot = market.lot

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 
 from auction.db import datetime_from_db, datetime_to_db, loaded
+from auction.errors import Unauthenticated
 from auction.models import Bid, DepositScope, DepositStatus, Lot, Special
+from auction.services.tokens import TOKEN_USER_ID_SQL, TokenKey, token_user_id_params
 
 LOT_MARKET_COLUMNS = (
     "special_id", "is_published", "status", "ends_at", "start_price", "reserve_price", "deposit", "increment",
@@ -20,16 +22,24 @@ LOT_MARKET_COLUMNS = (
 )
 SPECIAL_TERM_COLUMNS = ("is_published", "starts_at", "extension_seconds")
 
-_READ = f"""
-SELECT {", ".join("l." + name for name in LOT_MARKET_COLUMNS)},
-       {", ".join("s." + name for name in SPECIAL_TERM_COLUMNS)},
+_READ = """
+SELECT {lot_columns}, {special_columns}, b.user_id,
        EXISTS (SELECT 1 FROM auction_deposit d
-                WHERE d.user_id = %s AND d.status = %s
+                WHERE d.user_id = b.user_id AND d.status = %s
                   AND ((d.scope = %s AND d.lot_id = l.id) OR (d.scope = %s AND d.special_id = l.special_id))),
        EXISTS (SELECT 1 FROM auction_autobid a WHERE a.lot_id = l.id)
   FROM auction_lot l JOIN auction_special s ON s.id = l.special_id
+  LEFT JOIN ({bidder}) b ON 1 = 1
  WHERE l.id = %s
 """
+_COLUMNS = {
+    "lot_columns": ", ".join("l." + name for name in LOT_MARKET_COLUMNS),
+    "special_columns": ", ".join("s." + name for name in SPECIAL_TERM_COLUMNS),
+}
+# The bidder comes as a user id, or as a token looked up in the same query.
+_READ_FOR_USER = _READ.format(bidder="SELECT %s AS user_id", **_COLUMNS)
+_READ_FOR_TOKEN = _READ.format(bidder=TOKEN_USER_ID_SQL, **_COLUMNS)
+_TOKEN_ONLY = f"SELECT COUNT(*) FROM ({TOKEN_USER_ID_SQL}) b"
 
 # The version in the WHERE clause makes the write conditional: it lands only
 # if nothing changed the market row since it was read (every writer of a
@@ -63,27 +73,45 @@ class MarketRead:
 
     lot: Lot
     special: Special
+    bidder_id: int
     has_deposit: bool  # a held deposit for the lot or its special, or none asked
     has_proxies: bool
 
 
-def market_read(*, lot_id: int, user_id: int) -> MarketRead | None:
-    """One round trip, no lock: what a bid is checked against before it is written."""
+def market_read(*, lot_id: int, bidder: int | TokenKey) -> MarketRead | None:
+    """One round trip, no lock: what a bid is checked against before it is
+    written. ``bidder`` is a user id, or a token checked in the same query
+    (Unauthenticated if it is not a live one)."""
+    if isinstance(bidder, TokenKey):
+        sql, bidder_params = _READ_FOR_TOKEN, token_user_id_params(bidder)
+    else:
+        sql, bidder_params = _READ_FOR_USER, [bidder]
     with connection.cursor() as cursor:
-        cursor.execute(_READ, [user_id, DepositStatus.HELD, DepositScope.LOT, DepositScope.SPECIAL, lot_id])
+        # Placeholders in the order they appear: the deposit's, the bidder's, the lot's.
+        cursor.execute(sql, [DepositStatus.HELD, DepositScope.LOT, DepositScope.SPECIAL, *bidder_params, lot_id])
         row = cursor.fetchone()
+        if row is None and isinstance(bidder, TokenKey):
+            # No such lot: still a 401 first when the token is no good.
+            cursor.execute(_TOKEN_ONLY, bidder_params)
+            if not cursor.fetchone()[0]:
+                raise Unauthenticated()
     if row is None:
         return None
+    bidder_id, has_deposit, has_proxies = row[-3:]
+    if bidder_id is None:
+        raise Unauthenticated()
     lot_values = dict(zip(LOT_MARKET_COLUMNS, row[: len(LOT_MARKET_COLUMNS)], strict=True))
-    special_values = dict(zip(SPECIAL_TERM_COLUMNS, row[len(LOT_MARKET_COLUMNS) : -2], strict=True))
+    special_values = dict(zip(SPECIAL_TERM_COLUMNS, row[len(LOT_MARKET_COLUMNS) : -3], strict=True))
     lot_values["is_published"] = bool(lot_values["is_published"])
     lot_values["ends_at"] = datetime_from_db(lot_values["ends_at"])
     special_values["is_published"] = bool(special_values["is_published"])
     special_values["starts_at"] = datetime_from_db(special_values["starts_at"])
     lot = loaded(Lot, id=lot_id, **lot_values)
     special = loaded(Special, id=lot.special_id, **special_values)
-    has_deposit, has_proxies = bool(row[-2]), bool(row[-1])
-    return MarketRead(lot=lot, special=special, has_deposit=has_deposit or not lot.deposit, has_proxies=has_proxies)
+    return MarketRead(
+        lot=lot, special=special, bidder_id=bidder_id, has_deposit=bool(has_deposit) or not lot.deposit,
+        has_proxies=bool(has_proxies),
+    )
 
 
 def market_write(*, lot: Lot, read_version: int, bids: list[Bid]) -> bool:

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -39,6 +40,32 @@ SELECT {", ".join("u." + name for name in _USER_COLUMNS)}
   FROM auction_authtoken t JOIN auction_user u ON u.id = t.user_id
  WHERE t.key_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s
 """
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    """A bearer token not looked up yet. The bid path checks it inside its read
+    of the lot (auction/services/market_rows.py): one round trip fewer on the
+    request a hot lot gets hundreds of times a second."""
+
+    key_hash: str
+
+
+def token_key(*, raw_token: str) -> TokenKey:
+    if not raw_token or len(raw_token) > 200:
+        raise Unauthenticated()
+    return TokenKey(_hash(raw_token))
+
+
+# The user id of a live token of an active user: a subquery for the bid read.
+TOKEN_USER_ID_SQL = """
+SELECT t.user_id FROM auction_authtoken t JOIN auction_user u ON u.id = t.user_id
+ WHERE t.key_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s AND u.is_active = %s
+"""
+
+
+def token_user_id_params(key: TokenKey) -> list:
+    return [key.key_hash, datetime_to_db(timezone.now()), True]
 
 
 def token_user(*, raw_token: str) -> User:
