@@ -29,19 +29,6 @@ def token_issue(*, user: User) -> str:
     return raw_token
 
 
-# Every authenticated request runs this, so it is written by hand (building
-# the ORM query cost more than running it); the user comes back as ``.only()``
-# would load it, its two datetimes deferred.
-_USER_COLUMNS = ("id", "password", "is_superuser", "username", "first_name", "last_name", "email", "is_staff",
-                 "is_active", "openid", "unionid", "nickname", "avatar_url")
-_BOOLEAN_COLUMNS = ("is_superuser", "is_staff", "is_active")
-_TOKEN_USER = f"""
-SELECT {", ".join("u." + name for name in _USER_COLUMNS)}
-  FROM auction_authtoken t JOIN auction_user u ON u.id = t.user_id
- WHERE t.key_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s
-"""
-
-
 @dataclass(frozen=True)
 class TokenKey:
     """A bearer token not looked up yet. The bid path checks it inside its read
@@ -57,23 +44,42 @@ def token_key(*, raw_token: str) -> TokenKey:
     return TokenKey(_hash(raw_token))
 
 
-# The user id of a live token of an active user: a subquery for the bid read.
-TOKEN_USER_ID_SQL = """
-SELECT t.user_id FROM auction_authtoken t JOIN auction_user u ON u.id = t.user_id
- WHERE t.key_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s AND u.is_active = %s
+# What makes a token live, once for every query that looks one up.
+_LIVE_TOKEN = "t.key_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s"
+# Joined to another query's row (the bid's read of its lot): ``u.id`` is the
+# token's active user, or NULL.
+TOKEN_USER_JOIN_SQL = f"""
+  LEFT JOIN auction_authtoken t ON {_LIVE_TOKEN}
+  LEFT JOIN auction_user u ON u.id = t.user_id AND u.is_active = %s
 """
 
 
-def token_user_id_params(key: TokenKey) -> list:
-    return [key.key_hash, datetime_to_db(timezone.now()), True]
+def _live_token_params(key: TokenKey) -> list:
+    return [key.key_hash, datetime_to_db(timezone.now())]
+
+
+def token_join_params(key: TokenKey) -> list:
+    return [*_live_token_params(key), True]
+
+
+# Every authenticated request runs this, so it is written by hand (building
+# the ORM query cost more than running it); the user comes back as ``.only()``
+# would load it, its two datetimes deferred.
+_USER_COLUMNS = ("id", "password", "is_superuser", "username", "first_name", "last_name", "email", "is_staff",
+                 "is_active", "openid", "unionid", "nickname", "avatar_url")
+_BOOLEAN_COLUMNS = ("is_superuser", "is_staff", "is_active")
+_TOKEN_USER = f"""
+SELECT {", ".join("u." + name for name in _USER_COLUMNS)}
+  FROM auction_authtoken t JOIN auction_user u ON u.id = t.user_id
+ WHERE {_LIVE_TOKEN}
+"""
 
 
 def token_user(*, raw_token: str) -> User:
     """The active user a token belongs to, or Unauthenticated."""
-    if not raw_token or len(raw_token) > 200:
-        raise Unauthenticated()
+    key = token_key(raw_token=raw_token)
     with connection.cursor() as cursor:
-        cursor.execute(_TOKEN_USER, [_hash(raw_token), datetime_to_db(timezone.now())])
+        cursor.execute(_TOKEN_USER, _live_token_params(key))
         row = cursor.fetchone()
     if row is None:
         raise Unauthenticated()
