@@ -52,6 +52,8 @@ def test_mysql_and_redis_from_urls():
     assert values["db"]["ENGINE"] == "django.db.backends.mysql"
     assert values["db"]["OPTIONS"]["charset"] == "utf8mb4"
     assert "STRICT_TRANS_TABLES" in values["db"]["OPTIONS"]["init_command"]
+    # Rows matched (Django's) and multi-statements (the one-trip bid write).
+    assert values["db"]["OPTIONS"]["client_flag"] == 2 | 1 << 16
     assert values["cache"].endswith("RedisCache")
     assert values["q"]["redis"] == "redis://cache.internal:6379/2" and "orm" not in values["q"]
     assert values["window"] == 600
