@@ -33,3 +33,20 @@ def next_min_bid(*, current_price: int, bid_count: int, start_price: int, fixed_
     if bid_count == 0:
         return start_price
     return current_price + increment_after(current_price, fixed_increment=fixed_increment)
+
+
+def highest_price_outbid_by(price: int, *, fixed_increment: int = 0) -> int:
+    """The highest current price that ``price`` beats by a full step; it beats
+    every lower one too, since price + step rises with the price. -1 if none."""
+    if fixed_increment:
+        return price - fixed_increment
+    best, low = -1, 0
+    for bound_yuan, step_yuan in (*DEFAULT_LADDER_YUAN, (None, TOP_STEP_YUAN)):
+        highest_in_tier = price - step_yuan * FEN_PER_YUAN
+        if bound_yuan is not None:
+            highest_in_tier = min(highest_in_tier, bound_yuan * FEN_PER_YUAN - 1)
+        if highest_in_tier >= low:
+            best = highest_in_tier
+        if bound_yuan is not None:
+            low = bound_yuan * FEN_PER_YUAN
+    return best

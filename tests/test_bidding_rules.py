@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from auction.increments import DEFAULT_LADDER_YUAN, highest_price_outbid_by, increment_after
 from auction.models import AuthToken, AutoBid, Bid, Lot, User
 from auction.services.bidding import auto_bid_set, bid_place
 from auction.services.tokens import token_revoke
@@ -44,6 +45,20 @@ def test_later_bids_climb_the_default_ladder(client, current, step):
     body = assert_error(bid(b, lot.pk, current + step - 1), 409, "bid_too_low")
     assert body["detail"]["next_min_bid"] == current + step
     assert bid(b, lot.pk, current + step).status_code == 201
+
+
+@pytest.mark.parametrize("fixed", [0, 3_000])
+def test_a_price_outbids_exactly_the_current_prices_up_to_its_highest_one(fixed):
+    # A bid read before rivals landed may still land over them when it outbids
+    # the price now there: that must be the ladder's own answer at every price.
+    bounds = [yuan * 100 for yuan, _ in DEFAULT_LADDER_YUAN]
+    prices = sorted({p + d for p in [0, 7_777, *bounds, 123_456_789] for d in (-200_000, -10_001, -1, 0, 1, 9_999, 50_000)
+                     if p + d >= 0})
+    for price in prices:
+        highest = highest_price_outbid_by(price, fixed_increment=fixed)
+        for current in prices:
+            outbids = price >= current + increment_after(current, fixed_increment=fixed)
+            assert outbids == (current <= highest), (price, current, highest)
 
 
 def test_a_fixed_increment_replaces_the_ladder(client):

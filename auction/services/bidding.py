@@ -1,12 +1,16 @@
 """Bids and proxy bids (代理出价) on one lot.
 
 A bid is checked against the lot's market row read without a lock, then
-written with a conditional UPDATE that lands only if the row's version is
-still the one read: a bid that raced another is read again and retried, and
-its rules are always checked against the state it is written over. The clock
-is read after that read, so a bid one millisecond after the end is refused
+written with a conditional UPDATE. It lands if the row is still the one read,
+or if only other plain bids moved it since and this one still outbids the
+price they left (a full step above, from another bidder, before the same
+end): on a hot lot, bids sent together then land in the order they reach the
+database instead of sending each other back to read again. Anything else
+(a proxy set, terms edited, settlement) sends the bid back to read, and its
+rules are checked again against the state it is written over. The clock is
+read after the read, so a bid one millisecond after the end is refused
 whether or not a job has run. Refusals (too low, already leading, ended)
-come from the read: the state they cite held at that instant, and they write
+come from a read: the state they cite held at that instant, and they write
 nothing. A lot with proxies, or a bid that lost the race too often, goes
 through the lot's row lock (``SELECT ... FOR UPDATE``) instead, where proxies
 answer inside the same transaction, so the response to a rival already shows
@@ -23,7 +27,8 @@ from auction import signals
 from auction.errors import AlreadyLeading, BidTooLow, DepositRequired, LotNotOpen, NotFound
 from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
 from auction.models.catalog import LOT_OUTCOMES
-from auction.services.market_rows import LOT_MARKET_COLUMNS, MarketRead, market_read, market_write
+from auction.increments import highest_price_outbid_by
+from auction.services.market_rows import LOT_MARKET_COLUMNS, MarketRead, OverBids, market_read, market_write
 from auction.services.tokens import TokenKey
 
 # Conditional writes a bid tries before it queues for the lot's lock: on a hot
@@ -40,6 +45,12 @@ class Market:
     now: datetime
     placed: list[Bid] = field(default_factory=list)
     extended: bool = False
+
+    def __post_init__(self) -> None:
+        # What the bids placed here are judged against, before they move the lot.
+        self.read_version = self.lot.version
+        self.read_bid_count = self.lot.bid_count
+        self.read_ends_at = self.lot.ends_at
 
     def place(self, user_id: int, price: int, *, auto: bool) -> Bid:
         bid = Bid(lot_id=self.lot.pk, user_id=user_id, price=price, is_auto=auto, created_at=self.now)
@@ -81,24 +92,36 @@ class Market:
             self.place(loser.user_id, loser.max_price, auto=True)
         self.place(winner.user_id, min(winner.max_price, loser.max_price + self.lot.step_after(loser.max_price)), auto=True)
 
-    def save(self, *, read_version: int) -> bool:
+    def save(self, *, over_bids: bool = False) -> bool:
         """Write the bids placed and the lot's new state, unless the row has
-        moved on from ``read_version`` (then nothing is written)."""
+        moved on since it was read (then nothing is written). ``over_bids``:
+        a lone plain bid also lands where only other bids moved the row, as
+        long as it still outbids the price there."""
         lot = self.lot
-        lot.version = read_version + 1
         if self.placed:
             lot.status = LotStatus.BIDDING
-        if not market_write(lot=lot, read_version=read_version, bids=self.placed):
+        allowance = self._over_bids() if over_bids else None
+        if not market_write(lot=lot, read_version=self.read_version, bids=self.placed, over_bids=allowance):
             return False
         if self.extended:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
         return True
 
+    def _over_bids(self) -> OverBids | None:
+        if len(self.placed) != 1 or self.placed[0].is_auto:
+            return None
+        bid = self.placed[0]
+        return OverBids(
+            version_less_bids=self.read_version - self.read_bid_count,
+            ends_at=self.read_ends_at,
+            outbids=highest_price_outbid_by(bid.price, fixed_increment=self.lot.increment),
+            bidder_id=bid.user_id,
+        )
 
     def save_locked(self) -> None:
         """Under the lot's lock the row cannot move; if the write still fails,
         a bid row contradicts the market row, and nothing is written."""
-        if not self.save(read_version=self.lot.version):
+        if not self.save():
             raise RuntimeError(f"lot {self.lot.pk}: market write refused under its own lock")
 
 
@@ -162,11 +185,10 @@ def bid_place(*, lot_id: int, user: User | TokenKey, price: int) -> BidResult:
             raise AlreadyLeading()
         if read.has_proxies:
             break  # proxies answer under the lot's lock
-        read_version = read.lot.version
         market = Market(lot=read.lot, special=read.special, now=timezone.now())
         _check_open(market.lot, market.special, market.now)
         bid = market.place(bidder, price, auto=False)
-        if market.save(read_version=read_version):
+        if market.save(over_bids=True):
             return BidResult(bid=bid, lot=market.lot, answers=[])
     with transaction.atomic():
         market = _open_market(read)

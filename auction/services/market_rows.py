@@ -8,12 +8,13 @@ for SQLite), with values passed through the backend's own adapters.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
 
 from auction.db import datetime_from_db, datetime_to_db, loaded
 from auction.errors import Unauthenticated
-from auction.models import Bid, DepositScope, DepositStatus, Lot, Special
+from auction.models import Bid, DepositScope, DepositStatus, Lot, LotStatus, Special
 from auction.services.tokens import TOKEN_USER_JOIN_SQL, TokenKey, token_join_params
 
 LOT_MARKET_COLUMNS = (
@@ -44,30 +45,51 @@ _READ_FOR_USER = _READ.format(bidder_join="LEFT JOIN auction_user u ON u.id = %s
 _READ_FOR_TOKEN = _READ.format(bidder_join=TOKEN_USER_JOIN_SQL, **_COLUMNS)
 _TOKEN_ONLY = f"SELECT u.id FROM (SELECT 1 AS one) x {TOKEN_USER_JOIN_SQL}"
 
-# The version in the WHERE clause makes the write conditional: it lands only
-# if nothing changed the market row since it was read (every writer of a
-# market column bumps the version), else it matches no row.
+# The write is conditional: it lands if nothing changed the market row since
+# it was read (every writer of a market column bumps the version), or if only
+# other bids did and this one still outbids them (OverBids). A lone plain bid
+# adds one to bid_count and one to version, so ``version - bid_count`` stays
+# put while only such bids land, and moves with any other write (terms,
+# settlement, a proxy set or answering: see _version_step); the price, the
+# leader and the end the bid was judged against are checked on the row as it
+# is now. Else it matches no row.
 _WRITE = """
 UPDATE auction_lot
-   SET status = %s, ends_at = %s, current_price = %s, leader_id = %s, bid_count = %s, version = %s
- WHERE id = %s AND version = %s
+   SET status = %s, ends_at = %s, current_price = %s, leader_id = %s, bid_count = bid_count + %s, version = version + %s
+ WHERE id = %s
+   AND (version = %s
+        OR (%s = 1 AND version + %s = bid_count + %s AND status = %s AND ends_at = %s AND current_price <= %s
+            AND (leader_id IS NULL OR leader_id <> %s)))
 """
+_COUNTERS = "SELECT bid_count, version FROM auction_lot WHERE id = %s"
 
 _INSERT_BID = "INSERT INTO auction_bid (lot_id, user_id, price, is_auto, created_at) VALUES (%s, %s, %s, %s, %s)"
 
 # One bid written in one round trip (MySQL, multi-statements): the lot's row
 # lock is then held only while the server runs these, never across the
-# network. The INSERT adds the bid only if the row holds what the UPDATE
-# wrote (this version, this leader at this price), so when the UPDATE matched
-# nothing, nothing is added; and a duplicate still meets (lot, price)'s
-# unique constraint.
+# network. The INSERT adds the bid only if the UPDATE changed the row; a
+# duplicate still meets (lot, price)'s unique constraint. The SELECT returns
+# the counters the UPDATE left, which other bids may have moved.
 _WRITE_ONE_BID = f"""
 START TRANSACTION;
 {_WRITE.strip()};
-INSERT INTO auction_bid (lot_id, user_id, price, is_auto, created_at)
-SELECT id, %s, %s, %s, %s FROM auction_lot WHERE id = %s AND version = %s AND leader_id = %s AND current_price = %s;
+INSERT INTO auction_bid (lot_id, user_id, price, is_auto, created_at) SELECT %s, %s, %s, %s, %s FROM DUAL WHERE ROW_COUNT() = 1;
+{_COUNTERS};
 COMMIT
 """
+
+
+@dataclass(frozen=True)
+class OverBids:
+    """When a bid may land over a row that other bids moved since it was read:
+    none but plain bids wrote it (``version - bid_count`` as read), its end is
+    the one read, and its price beats the price there now by a full step
+    (the current price is at most ``outbids``) from another bidder."""
+
+    version_less_bids: int
+    ends_at: datetime
+    outbids: int
+    bidder_id: int
 
 
 @dataclass(frozen=True)
@@ -117,14 +139,22 @@ def market_read(*, lot_id: int, bidder: int | TokenKey) -> MarketRead | None:
     )
 
 
-def market_write(*, lot: Lot, read_version: int, bids: list[Bid]) -> bool:
+def market_write(*, lot: Lot, read_version: int, bids: list[Bid], over_bids: OverBids | None = None) -> bool:
     """Write the lot's new market state and the bids that made it, if the row is
-    still at ``read_version``; False, and nothing written, if anything changed it.
+    still at ``read_version`` (or moved only as ``over_bids`` allows); False,
+    and nothing written, if not. On success ``lot`` holds the row's counters.
 
     Atomic on its own; inside a transaction (the lot's lock held) it joins it.
     """
-    write = [lot.status, datetime_to_db(lot.ends_at), lot.current_price, lot.leader_id, lot.bid_count, lot.version,
+    write = [lot.status, datetime_to_db(lot.ends_at), lot.current_price, lot.leader_id, len(bids), _version_step(bids),
              lot.pk, read_version]
+    if over_bids is None:
+        write += [0, None, None, None, None, None, None]
+    else:
+        # version - bid_count as read, without a negative (the columns are unsigned)
+        gap = over_bids.version_less_bids
+        write += [1, max(-gap, 0), max(gap, 0), LotStatus.BIDDING, datetime_to_db(over_bids.ends_at), over_bids.outbids,
+                  over_bids.bidder_id]
     if connection.vendor == "mysql" and not connection.in_atomic_block and len(bids) == 1:
         return _write_one_bid_in_one_round_trip(lot, write, bids[0])
     try:
@@ -135,19 +165,31 @@ def market_write(*, lot: Lot, read_version: int, bids: list[Bid]) -> bool:
             for bid in bids:
                 cursor.execute(_INSERT_BID, [lot.pk, bid.user_id, bid.price, bid.is_auto, datetime_to_db(bid.created_at)])
                 _mark_saved(bid, cursor.lastrowid)
+            cursor.execute(_COUNTERS, [lot.pk])
+            lot.bid_count, lot.version = cursor.fetchone()
     except IntegrityError:
         return False  # a duplicate of a bid that already won (lot, price is unique)
     return True
 
 
+def _version_step(bids: list[Bid]) -> int:
+    """One for a lone plain bid; for any other write, a step that moves
+    ``version - bid_count``, so no bid read before it lands over it as over bids."""
+    if len(bids) == 1 and not bids[0].is_auto:
+        return 1
+    return len(bids) + 1
+
+
 def _write_one_bid_in_one_round_trip(lot: Lot, write: list, bid: Bid) -> bool:
-    insert = [bid.user_id, bid.price, bid.is_auto, datetime_to_db(bid.created_at), lot.pk, lot.version, bid.user_id, bid.price]
+    insert = [lot.pk, bid.user_id, bid.price, bid.is_auto, datetime_to_db(bid.created_at)]
     with connection.cursor() as cursor:
         try:
-            cursor.execute(_WRITE_ONE_BID, write + insert)
+            cursor.execute(_WRITE_ONE_BID, write + insert + [lot.pk])
             cursor.nextset()  # the UPDATE
             cursor.nextset()  # the INSERT
             inserted, bid_id = cursor.rowcount, cursor.lastrowid
+            cursor.nextset()  # the counters
+            counters = cursor.fetchone()
             cursor.nextset()  # the COMMIT
         except IntegrityError:
             # The same bid, sent twice at once, won once; this copy is refused.
@@ -160,6 +202,7 @@ def _write_one_bid_in_one_round_trip(lot: Lot, write: list, bid: Bid) -> bool:
             raise
     if inserted != 1:
         return False
+    lot.bid_count, lot.version = counters
     _mark_saved(bid, bid_id)
     return True
 
