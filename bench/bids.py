@@ -4,7 +4,9 @@
 Not a test. See bench/README.md. In short, for each gunicorn setting
 (--workers x --threads) it:
 
-1. serves the app with deploy/gunicorn.conf.py on 127.0.0.1:<free port>,
+1. serves the app with deploy/gunicorn.conf.py behind nginx as in
+   production (--front nginx: clients on 127.0.0.1:<free port>, gunicorn on a
+   unix socket; --front none: gunicorn on 127.0.0.1:<free port>),
    DJANGO_DEBUG=0, against its own database (--db, dropped and recreated at
    the start) and Redis db --redis-db (flushed);
 2. logs bidders in (sandbox), and for every level (--levels, default
@@ -33,6 +35,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,6 +56,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 FORBIDDEN_DBS = ("auction",)
 TARGET_BIDS_PER_S = 1000
 TARGET_P99_MS = 50
+DEFAULT_WORKER_CLASS = "sync"  # deploy/gunicorn.conf.py's
 
 
 def log(message: str) -> None:
@@ -133,6 +137,7 @@ def total_cpu_ticks() -> tuple[int, int]:
 class CpuSample:
     at: float
     gunicorn: int
+    front: int
     db: int
     redis: int
     busy: int
@@ -146,18 +151,23 @@ class CpuMeter:
     A worker that exits (max_requests) is counted through the master's cutime.
     """
 
-    def __init__(self, master_pid: int):
+    def __init__(self, master_pid: int, front_pid: int | None = None):
         self.master_pid = master_pid
+        self.front_pid = front_pid
         self.db_pids = pids_by_comm(("mariadbd", "mysqld"))
         self.redis_pids = pids_by_comm(("redis-server",))
 
     def sample(self) -> CpuSample:
         gunicorn = proc_cpu_ticks(self.master_pid, children=True) + sum(proc_cpu_ticks(p) for p in children_of(self.master_pid))
+        front = 0
+        if self.front_pid:
+            front = proc_cpu_ticks(self.front_pid, children=True) + sum(proc_cpu_ticks(p) for p in children_of(self.front_pid))
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         busy, total = total_cpu_ticks()
         return CpuSample(
             at=time.monotonic(),
             gunicorn=gunicorn,
+            front=front,
             db=sum(proc_cpu_ticks(p) for p in self.db_pids),
             redis=sum(proc_cpu_ticks(p) for p in self.redis_pids),
             busy=busy,
@@ -173,6 +183,7 @@ class CpuMeter:
         pct = lambda ticks: 100.0 * ticks / CLK_TCK / wall  # noqa: E731
         return {
             "gunicorn": pct(b.gunicorn - a.gunicorn),
+            "nginx": pct(b.front - a.front),
             "mariadb": pct(b.db - a.db),
             "redis": pct(b.redis - a.redis),
             "wrk": 100.0 * (b.wrk_s - a.wrk_s) / wall,
@@ -182,20 +193,24 @@ class CpuMeter:
     @staticmethod
     def other(shares: dict) -> float:
         """CPU used by everything else on the box (other people's tests...), % of one core."""
-        return max(0.0, shares["box_busy"] - shares["gunicorn"] - shares["mariadb"] - shares["redis"] - shares["wrk"])
+        return max(0.0, shares["box_busy"] - shares["gunicorn"] - shares.get("nginx", 0.0) - shares["mariadb"] - shares["redis"]
+                   - shares["wrk"])
 
 
 class Server:
     """gunicorn with deploy/gunicorn.conf.py in its own session; always stopped."""
 
-    def __init__(self, *, app: str, env: dict, workers: int, threads: int, log_path: Path, extra: list[str], pythonpath: str | None = None):
+    def __init__(self, *, app: str, env: dict, workers: int, threads: int, log_path: Path, extra: list[str], pythonpath: str | None = None,
+                 front: "Nginx | None" = None, worker_class: str = "sync"):
         self.port = free_port()
         self.log_path = log_path
+        self.front = front
         self.env = {
             **env,
-            "GUNICORN_BIND": f"{HOST}:{self.port}",
+            "GUNICORN_BIND": f"unix:{front.upstream}" if front else f"{HOST}:{self.port}",
             "GUNICORN_WORKERS": str(workers),
             "GUNICORN_THREADS": str(threads),
+            "GUNICORN_WORKER_CLASS": worker_class,
         }
         # --no-control-socket: gunicorn 27 otherwise binds ~/.gunicorn/gunicorn.ctl, shared with any other gunicorn here.
         self.cmd = [GUNICORN, "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--no-control-socket"]
@@ -207,10 +222,12 @@ class Server:
 
     @property
     def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return self.front.base if self.front else f"http://{HOST}:{self.port}"
 
     def start(self, ready_path: str, timeout: float = 90) -> None:
         self._log = open(self.log_path, "ab")
+        if self.front:
+            self.front.start()
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         import httpx
 
@@ -252,9 +269,86 @@ class Server:
         except subprocess.TimeoutExpired:
             pass
         self.proc = None
+        if self.front:
+            self.front.stop()
         if self._log:
             self._log.close()
             self._log = None
+
+
+class Nginx:
+    """nginx in front of gunicorn, as in production (deploy/nginx.conf), without TLS.
+
+    Clients keep their connections to nginx; nginx hands each request to gunicorn
+    over a unix socket. A sync worker closes the connection after each answer,
+    so every request queues in the ONE accept queue of gunicorn's socket, in
+    the order it arrived, whichever worker takes it; gthread workers keep the
+    upstream connections alive (each its own).
+    """
+
+    def __init__(self, tmp: Path, name: str):
+        self.port = free_port()
+        self.dir = tmp / f"nginx-{name}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.upstream = str(self.dir / "gunicorn.sock")
+        self.conf = self.dir / "nginx.conf"
+        self.conf.write_text(NGINX_CONF.format(dir=self.dir, port=self.port, upstream=self.upstream, host=HOST))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        if self.proc is None:
+            self.proc = subprocess.Popen(["nginx", "-p", str(self.dir), "-c", str(self.conf)], cwd=self.dir,
+                                         stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "ab"), start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc = None
+
+
+NGINX_CONF = """
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000000;
+    upstream app {{ server unix:{upstream}; keepalive 64; }}
+    server {{
+        listen {host}:{port} backlog=4096;
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto http;
+            proxy_read_timeout 30s;
+        }}
+    }}
+}}
+"""
 
 
 class Profiler:
@@ -664,19 +758,19 @@ def fmt_ms(v: float) -> str:
 def print_config(label: str, levels: list[LevelResult], ceiling: dict | None, bare: dict | None) -> None:
     print(f"\n== {label}")
     print(f"{'bidders':>8} {'conns':>5} {'accepted/s':>10} {'409/s':>8} {'req/s':>8} {'5xx':>5} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'p99 201':>7} {'409 low/lead':>13} {'cpu gu/db/wrk/other %':>22} {'boots':>5} {'loop ms':>7}  DB check")
+          f"{'p99 201':>7} {'409 low/lead':>13} {'cpu gu/ng/db/wrk/other %':>25} {'boots':>5} {'loop ms':>7}  DB check")
     for r in levels:
         errs = sum(r.socket_errors.values())
         check = "OK" if r.db_ok else "FAIL: " + "; ".join(r.db_problems)
         extra = f" (+{errs} socket errors, {r.client_other} other 4xx)" if errs or r.client_other else ""
-        cpu = f"{r.cpu['gunicorn']:.0f}/{r.cpu['mariadb']:.0f}/{r.cpu['wrk']:.0f}/{CpuMeter.other(r.cpu):.0f}"
+        cpu = f"{r.cpu['gunicorn']:.0f}/{r.cpu['nginx']:.0f}/{r.cpu['mariadb']:.0f}/{r.cpu['wrk']:.0f}/{CpuMeter.other(r.cpu):.0f}"
         print(f"{r.bidders:>8} {r.connections:>5} {r.accepted_per_s:>10.0f} {r.conflicts_per_s:>8.0f} {r.requests_per_s:>8.0f} "
               f"{r.server_5xx:>5} {fmt_ms(r.p50_ms):>7} {fmt_ms(r.p99_ms):>7} {fmt_ms(r.p99_ok_ms):>7} "
-              f"{r.too_low:>6}/{r.leading:<6} {cpu:>22} {r.worker_boots:>5} {r.loop_ms:>7.0f}  {check}{extra}")
+              f"{r.too_low:>6}/{r.leading:<6} {cpu:>25} {r.worker_boots:>5} {r.loop_ms:>7.0f}  {check}{extra}")
     for name, c in (("ceiling GET " + (ceiling or {}).get("path", ""), ceiling), ("bare Ninja UPDATE (bench/bare_app.py)", bare)):
         if c:
             cpu = c.get("cpu")
-            cpu_s = (f", cpu gunicorn {cpu['gunicorn']:.0f}% mariadb {cpu['mariadb']:.0f}% wrk {cpu['wrk']:.0f}% "
+            cpu_s = (f", cpu gunicorn {cpu['gunicorn']:.0f}% nginx {cpu['nginx']:.0f}% mariadb {cpu['mariadb']:.0f}% wrk {cpu['wrk']:.0f}% "
                      f"other {CpuMeter.other(cpu):.0f}%") if cpu else ""
             print(f"{name}: {c['rps']:.0f} req/s ({c['ok']} ok, {c['c4xx']} 4xx, {c['c5xx']} 5xx), "
                   f"p50 {c['p50'] / 1000:.1f} ms, p99 {c['p99'] / 1000:.1f} ms at {args_global.ceiling_connections} connections{cpu_s}")
@@ -693,6 +787,11 @@ def main() -> int:
     parser.add_argument("--workers", default="4", help="GUNICORN_WORKERS; a comma list sweeps")
     parser.add_argument("--threads", default="1", help="GUNICORN_THREADS; a comma list sweeps")
     parser.add_argument("--gunicorn-arg", action="append", default=[], help="extra gunicorn CLI flag (overrides the conf), e.g. --gunicorn-arg=--max-requests=0")
+    parser.add_argument("--front", choices=("nginx", "none"), default="nginx",
+                        help="nginx (default): clients talk to nginx, as in production (deploy/nginx.conf), which hands "
+                             "each request to gunicorn over a unix socket; none: clients talk to gunicorn on TCP")
+    parser.add_argument("--worker-class", default=DEFAULT_WORKER_CLASS, choices=("sync", "gthread"),
+                        help="GUNICORN_WORKER_CLASS (default: deploy/gunicorn.conf.py's)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the app's environment")
     parser.add_argument("--db", default="auction_bench")
     parser.add_argument("--mysql-host", default="127.0.0.1")
@@ -733,6 +832,8 @@ def main() -> int:
         parser.error(f"refusing to use database {args.db!r}")
     if args.jitter is None:
         args.jitter = 2 if args.strategy == "next" else 0
+    if args.front == "nginx" and not shutil.which("nginx"):
+        parser.error("nginx is not installed (Debian: apt-get install nginx-light); or measure gunicorn alone with --front none")
     levels = [int(x) for x in args.levels.split(",")]
     configs = list(itertools.product([int(x) for x in args.workers.split(",")], [int(x) for x in args.threads.split(",")]))
 
@@ -753,7 +854,8 @@ def main() -> int:
     completed = False
     try:
         for workers, threads in configs:
-            label = (f"gunicorn gthread workers={workers} threads={threads} {' '.join(args.gunicorn_arg)}".strip()
+            label = (("nginx -> " if args.front == "nginx" else "")
+                     + f"gunicorn {args.worker_class} workers={workers} threads={threads} {' '.join(args.gunicorn_arg)}".strip()
                      + f", strategy {args.strategy}, jitter {args.jitter}"
                      + (f", offered {args.rate:.0f} bids/s per level" if args.rate else ", closed loop"))
             wait_quiet(args)
@@ -763,15 +865,19 @@ def main() -> int:
                 instrument_dir.mkdir(parents=True, exist_ok=True)
                 server = Server(app="instrumented_wsgi:application", env={**env, "BENCH_INSTRUMENT_DIR": str(instrument_dir)},
                                 workers=workers, threads=threads, log_path=tmp / f"gunicorn-{workers}x{threads}.log",
-                                extra=args.gunicorn_arg, pythonpath=str(BENCH))
+                                extra=args.gunicorn_arg, pythonpath=str(BENCH),
+                                front=Nginx(tmp, f"{workers}x{threads}") if args.front == "nginx" else None,
+                                worker_class=args.worker_class)
             else:
                 server = Server(app="project.wsgi", env=env, workers=workers, threads=threads,
-                                log_path=tmp / f"gunicorn-{workers}x{threads}.log", extra=args.gunicorn_arg)
+                                log_path=tmp / f"gunicorn-{workers}x{threads}.log", extra=args.gunicorn_arg,
+                                front=Nginx(tmp, f"{workers}x{threads}") if args.front == "nginx" else None,
+                                worker_class=args.worker_class)
             level_results: list[LevelResult] = []
             ceiling = bare = None
             try:
                 server.start(args.ceiling_path)
-                meter = CpuMeter(server.proc.pid)
+                meter = CpuMeter(server.proc.pid, server.front.proc.pid if server.front else None)
                 if not tokens:
                     tokens = login_bidders(server.base, max(max(levels), 2))
                     log(f"logged in {len(tokens)} bidders")
@@ -804,12 +910,15 @@ def main() -> int:
             if not args.no_bare:
                 log("reference: bare Ninja UPDATE")
                 bare_server = Server(app="bare_app:application", env=env, workers=workers, threads=threads,
-                                     log_path=tmp / f"bare-{workers}x{threads}.log", extra=args.gunicorn_arg, pythonpath=str(BENCH))
+                                     log_path=tmp / f"bare-{workers}x{threads}.log", extra=args.gunicorn_arg, pythonpath=str(BENCH),
+                                     front=Nginx(tmp, f"bare-{workers}x{threads}") if args.front == "nginx" else None,
+                                     worker_class=args.worker_class)
                 try:
                     bare_server.start("/bump")
                     run_ceiling(args, bare_server.base, "/bump", tmp, "bare-warm", method="POST", seconds=2)
                     bare = run_ceiling(args, bare_server.base, "/bump", tmp, f"bare-{workers}x{threads}", method="POST",
-                                       meter=CpuMeter(bare_server.proc.pid), profile_pid=bare_server.proc.pid)
+                                       meter=CpuMeter(bare_server.proc.pid, bare_server.front.proc.pid if bare_server.front else None),
+                                       profile_pid=bare_server.proc.pid)
                 finally:
                     bare_server.stop()
             results.append({"workers": workers, "threads": threads, "label": label, "levels": level_results, "ceiling": ceiling, "bare": bare})

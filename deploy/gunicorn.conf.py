@@ -8,11 +8,21 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# bench/bids.py on 2 cores: 4 workers × 1 thread answered the most bids (a
-# worker waiting on MariaDB leaves its core to another); threads share one GIL.
+# Sync workers behind nginx (deploy/nginx.conf): nginx keeps the clients'
+# connections and buffers slow ones; each request reaches gunicorn on a
+# connection of its own, and a sync worker takes one only when it is free. So
+# every request waits in the one accept queue of the socket, in the order it
+# came, and the first free worker takes the oldest: bids on a hot lot are
+# judged in about the order they were sent, and no request waits behind a
+# busy worker while another is idle. gthread workers each keep a queue of
+# their own (the connections they accepted): on a hot lot a bid sent later
+# overtakes an earlier one, which then can only be refused, and the tail of
+# the latency grows with the longest queue (bench/README.md has both).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+# On 2 cores, 2 to 4 workers answered a hot lot best (bench/bids.py); a
+# worker waiting on MariaDB or WeChat leaves its core to another.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))  # gthread only
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
