@@ -14,8 +14,10 @@ latency measured in the Lua script, an exact check in MariaDB afterwards.
      a new user succeeds: the claim path's throughput on one hot row;
    - ``rush``: --rush-total coupons for many more claimants: the first ones
      succeed, then the rest are ``coupon_sold_out``.
-2. Serves ``project.wsgi`` with ``gunicorn -c deploy/gunicorn.conf.py`` on a
-   free port of 127.0.0.1 (DJANGO_DEBUG=0, --workers x --threads).
+2. Serves ``project.wsgi`` with ``gunicorn -c deploy/gunicorn.conf.py`` behind
+   nginx as in production (bench/bids.py's front; --front none: gunicorn alone
+   on a free port of 127.0.0.1), DJANGO_DEBUG=0, --workers (--threads with
+   --worker-class gthread).
 3. Per scenario drives ``POST /api/v1/coupons/{id}/claim`` with wrk and
    bench/coupons.lua for --seconds: --connections connections, each claiming
    as the next of its own users as soon as the last answer is in.
@@ -42,6 +44,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bids import DEFAULT_WORKER_CLASS, Nginx  # noqa: E402  (bench/bids.py: the same front as the bid benchmark)
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -131,14 +136,18 @@ def stop_session(proc: subprocess.Popen | None, timeout: float = 40) -> None:
         pass
 
 
-def start_gunicorn(args, env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_gunicorn(args, env: dict, log_path: Path, front: "Nginx | None") -> tuple[subprocess.Popen, str]:
+    """gunicorn with the production config, behind ``front`` (nginx, started here) when given."""
     import httpx
 
     port = free_port()
-    env = {**env, "GUNICORN_BIND": f"{HOST}:{port}", "GUNICORN_WORKERS": str(args.workers), "GUNICORN_THREADS": str(args.threads)}
+    env = {**env, "GUNICORN_BIND": f"unix:{front.upstream}" if front else f"{HOST}:{port}",
+           "GUNICORN_WORKERS": str(args.workers), "GUNICORN_THREADS": str(args.threads), "GUNICORN_WORKER_CLASS": args.worker_class}
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--no-control-socket", "project.wsgi"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://{HOST}:{port}"
+    if front:
+        front.start()
+    base = front.base if front else f"http://{HOST}:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -278,7 +287,10 @@ def main() -> int:
     parser.add_argument("--mysql-port", type=int, default=3306)
     parser.add_argument("--redis-db", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="gthread only")
+    parser.add_argument("--worker-class", default=DEFAULT_WORKER_CLASS, choices=("sync", "gthread"))
+    parser.add_argument("--front", choices=("nginx", "none"), default="nginx",
+                        help="nginx (default) in front, as in production (see bench/bids.py); none: gunicorn alone")
     parser.add_argument("--connections", type=int, default=64, help="concurrent users claiming")
     # gunicorn serves its connections unevenly (a worker with fewer of them
     # answers each more often), so the fastest connections need many users.
@@ -326,17 +338,21 @@ def main() -> int:
         raise RuntimeError(f"seed failed:\n{seeded.stderr[-3000:]}")
     coupons = json.loads(seeded.stdout.strip().splitlines()[-1])
     server = None
+    front = Nginx(tmp, "coupons") if args.front == "nginx" else None
     results = []
     read_ceiling = float("nan")
     try:
-        server, base = start_gunicorn(args, env, tmp / "gunicorn.log")
+        server, base = start_gunicorn(args, env, tmp / "gunicorn.log", front)
         for name in args.scenarios.split(","):
             results.append(run_scenario(args, base, name, coupons[name], tokens_file, tmp))
             time.sleep(1)
         read_ceiling = ceiling(args, base, tmp)
     finally:
         stop_session(server)
-    print(f"gunicorn {args.workers} workers x {args.threads} threads, {args.connections} concurrent users, MariaDB + Redis on 127.0.0.1")
+        if front:
+            front.stop()
+    shape = f"{args.workers} {args.worker_class} workers" + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
+    print(f"{'nginx -> ' if front else ''}gunicorn {shape}, {args.connections} concurrent users, MariaDB + Redis on 127.0.0.1")
     print(f"{'scenario':<9}{'claims/s':>9}{'answers/s':>10}{'201':>7}{'sold out':>9}{'limit':>7}{'5xx':>5}{'p50 ms':>8}{'p99 ms':>8}{'p99 201':>8}  DB check")
     for row in results:
         print(
