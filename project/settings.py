@@ -91,8 +91,7 @@ MIDDLEWARE = [
 API_PATH_PREFIX = "/api/"
 API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "api.middleware.ContractErrorMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "api.middleware.ContractErrorMiddleware",  # also sets Content-Length (api/middleware.py)
 ]
 
 ROOT_URLCONF = "project.urls"

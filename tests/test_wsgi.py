@@ -54,6 +54,15 @@ def test_the_api_keeps_its_contract_errors_on_the_lean_handler():
     assert status == 401 and json.loads(content)["code"] == "unauthenticated"
 
 
+def test_api_answers_carry_their_length_and_a_trailing_slash_is_a_contract_404():
+    status, headers, content = serve("/api/v1/specials")
+    assert status == 200 and int(headers["Content-Length"]) == len(content)
+    status, headers, content = serve("/api/v1/specials/")
+    assert status == 404 and json.loads(content)["code"] == "not_found"
+    assert int(headers["Content-Length"]) == len(content)
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_the_site_keeps_sessions_csrf_and_frame_options():
     status, headers, _ = serve("/admin/login/")
     assert status == 200
