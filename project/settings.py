@@ -92,6 +92,7 @@ API_PATH_PREFIX = "/api/"
 API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "api.middleware.ContractErrorMiddleware",  # also sets Content-Length (api/middleware.py)
+    "api.bid_route.BidRouteMiddleware",  # last: a bid goes straight to its view (api/bid_route.py)
 ]
 
 ROOT_URLCONF = "project.urls"

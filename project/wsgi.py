@@ -13,7 +13,10 @@ from django.core.handlers.wsgi import WSGIHandler
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 
-class ApiWSGIHandler(WSGIHandler):
+class ApiMiddlewareChain:
+    """A handler built with settings.API_MIDDLEWARE instead of settings.MIDDLEWARE
+    (mixed into Django's WSGIHandler here, and into its test ClientHandler by the tests)."""
+
     def load_middleware(self, is_async=False):
         # Django builds the chain from settings.MIDDLEWARE; it is swapped only
         # while this handler is built, once, at import, before any request.
@@ -23,6 +26,10 @@ class ApiWSGIHandler(WSGIHandler):
             super().load_middleware(is_async)
         finally:
             settings.MIDDLEWARE = site_middleware
+
+
+class ApiWSGIHandler(ApiMiddlewareChain, WSGIHandler):
+    pass
 
 
 class Application:

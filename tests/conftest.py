@@ -1,8 +1,12 @@
 import pytest
+from django.conf import settings
 from django.core.cache import cache
+from django.test import Client
+from django.test.client import ClientHandler
 
 from auction.selectors import lot_cards_forget_local
 from auction.services.tokens import token_issue
+from project.wsgi import ApiMiddlewareChain
 from tests.factories import UserFactory
 
 
@@ -20,6 +24,31 @@ def clear_cache():
     yield
     cache.clear()
     lot_cards_forget_local()
+
+
+class ApiClientHandler(ApiMiddlewareChain, ClientHandler):
+    pass
+
+
+class ProductionChainsHandler:
+    """What project/wsgi.py does, inside Django's test client: /api/ through the
+    API's own middleware chain (where bids take their direct route), the rest
+    through the site's."""
+
+    def __init__(self, *args, **kwargs):
+        self.site = ClientHandler(*args, **kwargs)
+        self.api = ApiClientHandler(*args, **kwargs)
+
+    def __call__(self, environ):
+        handler = self.api if environ["PATH_INFO"].startswith(settings.API_PATH_PREFIX) else self.site
+        return handler(environ)
+
+
+@pytest.fixture
+def client():
+    test_client = Client()
+    test_client.handler = ProductionChainsHandler(test_client.handler.enforce_csrf_checks)
+    return test_client
 
 
 class ApiClient:
