@@ -5,7 +5,8 @@
 Runs after bench/bids.py has made the benchmark database (it reuses
 ``auction_bench`` and Redis db 14; override with DATABASE_URL / REDIS_URL),
 adds its own special, lot, two users with held deposits, and sends requests
-through Django's full stack (middleware, Ninja, auth) with the test client,
+through the API's own handler as production serves it (project/wsgi.py: its
+middleware chain, where a bid takes its direct route, Ninja, auth) with the test client,
 no HTTP server: so every number here is the server's own cost with no
 contention. For each kind of request it prints wall time, CPU time, the
 queries it ran and what they cost, time in Redis, in django.request's log
@@ -216,10 +217,17 @@ def main() -> None:
     logging.getLogger("django.request").propagate = False
     from django.db import connection
     from django.test import Client
+    from django.test.client import ClientHandler
+
+    from project.wsgi import ApiMiddlewareChain
+
+    class ApiClientHandler(ApiMiddlewareChain, ClientHandler):
+        pass
 
     lot, tokens = seed()
     install()
     client = Client()
+    client.handler = ApiClientHandler()
     bids = f"/api/v1/lots/{lot.pk}/bids"
     state = {"next_min": lot.start_price}
 
