@@ -1,0 +1,69 @@
+"""CPU per accepted bid through the WSGI callable gunicorn serves, in-process.
+
+    .venv/bin/python bench/bid_cpu.py [--n 2000]
+
+No server and no contention: two bidders take turns on a fresh lot (made by
+bench/bidpath.py's seed, in ``auction_bench``: run bench/bids.py first),
+each bid one step above the last, sent as gunicorn would send it to
+``project.wsgi.application``. Prints the median over blocks of 200 bids of
+this thread's CPU time per bid (the app, Django, Ninja and MySQLdb's client
+side; MariaDB's own CPU is not in it) and of the wall time. Compare two
+versions of the code on the same box minutes apart: the VM's speed drifts.
+"""
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bidpath  # noqa: E402  (sets the environment before Django loads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    args = parser.parse_args()
+    import django
+
+    django.setup()
+    from project.wsgi import application
+
+    lot, tokens = bidpath.seed()
+    state = {"price": lot.start_price - 1_000, "turn": 0}
+
+    def one_bid() -> None:
+        state["turn"] += 1
+        state["price"] += 1_000
+        body = b'{"price": %d}' % state["price"]
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": f"/api/v1/lots/{lot.pk}/bids", "SCRIPT_NAME": "", "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": "Bearer " + tokens[state["turn"] % 2], "HTTP_HOST": "127.0.0.1",
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+        }
+        statuses = []
+        response = application(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        content = b"".join(response)
+        response.close()
+        if not statuses[0].startswith("201"):
+            sys.exit(f"bid refused: {statuses[0]} {content[:200]!r}")
+
+    for _ in range(50):
+        one_bid()  # connections, caches, the URLconf
+    cpu, wall = [], []
+    for _ in range(max(args.n // 200, 1)):
+        c0, w0 = time.thread_time(), time.perf_counter()
+        for _ in range(200):
+            one_bid()
+        cpu.append((time.thread_time() - c0) / 200 * 1e6)
+        wall.append((time.perf_counter() - w0) / 200 * 1e6)
+    print(f"accepted bids: CPU {statistics.median(cpu):.0f} µs/bid (median of {len(cpu)} blocks of 200), "
+          f"wall {statistics.median(wall):.0f} µs/bid")
+
+
+if __name__ == "__main__":
+    main()
