@@ -128,6 +128,14 @@ def test_bidding_needs_a_token_and_a_real_lot(api, client, lot):
     assert_error(bidder(client).post("/lots/999999/bids", {"price": 100_000}), 404, "not_found")
 
 
+def test_a_lot_id_past_any_row_is_not_found(client):
+    a = bidder(client)
+    for too_large in (2**63, 10**30):
+        assert_error(bid(a, too_large, 100_000), 404, "not_found")
+        assert_error(a.put(f"/lots/{too_large}/auto-bid", {"max_price": 100_000}), 404, "not_found")
+    assert_error(ApiClient(client, token="no-such-token").post(f"/lots/{10**30}/bids", {"price": 100_000}), 401, "unauthenticated")
+
+
 def test_the_bid_checks_its_token_in_the_lot_read_and_refuses_every_dead_one(client, lot):
     # The bid endpoint looks its token up inside its read of the lot: the same
     # refusals as everywhere else, before anything about the lot.

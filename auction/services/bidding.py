@@ -25,9 +25,9 @@ from django.utils import timezone
 
 from auction import signals
 from auction.errors import AlreadyLeading, BidTooLow, DepositRequired, LotNotOpen, NotFound
+from auction.increments import highest_price_outbid_by
 from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
 from auction.models.catalog import LOT_OUTCOMES
-from auction.increments import highest_price_outbid_by
 from auction.services.market_rows import LOT_MARKET_COLUMNS, MarketRead, OverBids, market_read, market_write
 from auction.services.tokens import TokenKey
 

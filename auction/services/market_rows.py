@@ -43,6 +43,7 @@ _COLUMNS = {
 # The bidder comes as a user id, or as a token looked up in the same query.
 _READ_FOR_USER = _READ.format(bidder_join="LEFT JOIN auction_user u ON u.id = %s AND u.is_active = %s", **_COLUMNS)
 _READ_FOR_TOKEN = _READ.format(bidder_join=TOKEN_USER_JOIN_SQL, **_COLUMNS)
+_LARGEST_ID = 2**63 - 1  # BIGINT, the ids' column type
 _TOKEN_ONLY = f"SELECT u.id FROM (SELECT 1 AS one) x {TOKEN_USER_JOIN_SQL}"
 
 # The write is conditional: it lands if nothing changed the market row since
@@ -107,6 +108,10 @@ def market_read(*, lot_id: int, bidder: int | TokenKey) -> MarketRead | None:
     """One round trip, no lock: what a bid is checked against before it is
     written. ``bidder`` is a user id, or a token checked in the same query
     (Unauthenticated if it is not a live one)."""
+    if not 0 < lot_id <= _LARGEST_ID:
+        # Past any row's id (a path takes any digits): no lot, as the ORM's
+        # lookups answer, instead of the driver's overflow.
+        lot_id = 0
     if isinstance(bidder, TokenKey):
         sql, bidder_params = _READ_FOR_TOKEN, token_join_params(bidder)
     else:
