@@ -5,18 +5,17 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from api import presenters
-from api.schemas import ErrorOut, ListParams, LotSummaryOut, paginated
+from api.schemas import ErrorOut, FenIn, ListParams, LotSummaryOut, paginated
 from api.security import TokenAuth, TokenKeyAuth, optional_user
 from auction import selectors
 from auction.errors import NotFound
-from auction.money import MAX_FEN
 from auction.services.bidding import auto_bid_set, auto_bid_withdraw, bid_place
 
 router = Router(tags=["bids"])
 
 
 class BidIn(Schema):
-    price: int = Field(ge=1, le=MAX_FEN, description="fen")
+    price: FenIn
 
 
 class PlacedBidOut(Schema):
@@ -35,7 +34,7 @@ class BidPlacedOut(Schema):
 
 
 class AutoBidIn(Schema):
-    max_price: int = Field(ge=1, le=MAX_FEN, description="fen")
+    max_price: FenIn
 
 
 class AutoBidOut(Schema):

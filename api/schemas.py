@@ -1,8 +1,25 @@
 """Shapes shared by several routers."""
 
 from datetime import datetime
+from typing import Annotated
 
 from ninja import Field, Schema
+from pydantic import BeforeValidator
+
+from auction.money import MAX_FEN
+
+
+def _not_true_or_false(value):
+    # Python's bool is an int, so pydantic would take JSON's true as 1 fen.
+    if isinstance(value, bool):
+        raise ValueError("an amount in fen, not true or false")
+    return value
+
+
+# An amount a client sends: whole fen, at least 1, at most MAX_FEN.
+# (The constraints before the validator: the other way round, the OpenAPI
+# document shows them as "ge"/"le" instead of "minimum"/"maximum".)
+FenIn = Annotated[int, Field(ge=1, le=MAX_FEN, description="fen"), BeforeValidator(_not_true_or_false)]
 
 
 class ErrorOut(Schema):

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from auction.increments import DEFAULT_LADDER_YUAN, highest_price_outbid_by, increment_after
 from auction.models import AuthToken, AutoBid, Bid, Lot, User
+from auction.money import MAX_FEN
 from auction.services.bidding import auto_bid_set, bid_place
 from auction.services.tokens import token_revoke
 from tests.conftest import ApiClient, assert_error
@@ -117,10 +118,17 @@ def test_a_bid_one_millisecond_after_the_end_is_refused_without_any_job(user):
     assert not Bid.objects.exists()
 
 
-@pytest.mark.parametrize("price", [0, -1, "abc", 10**13, 1.5, None])
+@pytest.mark.parametrize("price", [0, -1, "abc", 10**13, 1.5, None, True, False])
 def test_absurd_prices_are_validation_errors(client, lot, price):
     a = _with_deposit(client, lot)
     assert_error(a.post(f"/lots/{lot.pk}/bids", {"price": price}), 422, "validation_error")
+
+
+def test_the_api_document_gives_a_price_its_bounds(api):
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    for schema, field in (("BidIn", "price"), ("AutoBidIn", "max_price")):
+        assert schemas[schema]["properties"][field] | {"title": ""} == {
+            "type": "integer", "minimum": 1, "maximum": MAX_FEN, "description": "fen", "title": ""}
 
 
 def test_bidding_needs_a_token_and_a_real_lot(api, client, lot):
@@ -282,3 +290,4 @@ def test_proxies_need_a_deposit_and_an_open_lot(client, lot):
     a = bidder(client)
     assert_error(a.put(f"/lots/{lot.pk}/auto-bid", {"max_price": 300_000}), 409, "deposit_required")
     assert_error(a.put(f"/lots/{lot.pk}/auto-bid", {"max_price": -3}), 422, "validation_error")
+    assert_error(a.put(f"/lots/{lot.pk}/auto-bid", {"max_price": True}), 422, "validation_error")
