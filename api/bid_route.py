@@ -2,9 +2,10 @@
 
 A hot lot sends this one request hundreds of times a second, and the
 machinery around the view (URL patterns, Ninja's parameter and response
-models) cost the box as much CPU as the bid itself: about 450 µs of 970 per
-accepted bid, measured in-process. This middleware keeps everything that gives
-the request its meaning and skips only what re-derives what it already knows:
+models) took close to a third of the app's CPU per accepted bid: 1,025-1,131
+µs before this route, 732-770 after (bench/bid_cpu.py, 2026-11-29). This
+middleware keeps everything that gives the request its meaning and skips only
+what re-derives what it already knows:
 
 - the same view (``api.bids.bid_create``), bearer parsing (``TokenKeyAuth``),
   exception handlers and renderer (``api.main.api``), on Django's own request
@@ -12,9 +13,10 @@ the request its meaning and skips only what re-derives what it already knows:
   errors, Content-Length);
 - no URL resolution: the path is matched here (a test resolves it to the same view);
 - no parameter model: it takes only a body that ``BidIn`` would accept as it is,
-  a JSON object whose ``price`` is an int in range. Anything else (a number as
-  a string, a float, a missing field, bad JSON, no bearer header) goes on to
-  the full route, which coerces or refuses it exactly as before;
+  a JSON object whose ``price`` is an int in range, with an Authorization
+  header. Anything else (a number as a string, a float, true, a missing field,
+  bad JSON, no header) goes on to the full route, which coerces or refuses it
+  exactly as before;
 - no response model: the view's answer already is what ``BidPlacedOut`` renders
   (a test compares both routes byte for byte).
 """
