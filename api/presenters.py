@@ -11,7 +11,10 @@ from auction.models import Lot, LotStatus, Special, User
 
 
 def local(moment: datetime) -> datetime:
-    return timezone.localtime(moment)
+    # The contract's zone is the server's (settings.TIME_ZONE), whatever a
+    # view may have activated; the default zone is also found without a
+    # lookup of the thread's current one, which every bid answer makes twice.
+    return moment.astimezone(timezone.get_default_timezone())
 
 
 def absolute(request: HttpRequest, rendition: dict | None) -> dict | None:

@@ -1,8 +1,13 @@
 """auction/db.py: what the hand-written SQL of the bid path builds its rows with."""
 
-import pytest
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from auction.db import loaded
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from auction.db import datetime_from_db, datetime_to_db, loaded
 from auction.models import Lot
 from tests.factories import LotFactory
 
@@ -31,3 +36,30 @@ def test_a_loaded_row_saves_only_its_own_fields_as_an_update():
     lot.refresh_from_db()
     assert (lot.title, lot.current_price) == ("青花瓷", 130_000)
     assert Lot.objects.count() == 1
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 12, 1, 20, 30, 5, 123456, tzinfo=ZoneInfo("Asia/Shanghai")),
+    datetime(2026, 12, 1, 0, 0, 0, tzinfo=UTC),  # no microseconds: Django writes none either
+    datetime(2026, 1, 1, 7, 59, 59, 1, tzinfo=ZoneInfo("Asia/Shanghai")),  # the day before, in UTC
+])
+def test_datetimes_go_to_the_database_as_djangos_own_adapter_writes_them(moment):
+    assert datetime_to_db(moment) == connection.ops.adapt_datetimefield_value(moment)
+
+
+def test_a_datetime_read_by_hand_is_the_instant_the_orm_reads():
+    moment = datetime(2026, 12, 1, 20, 30, 5, 123456, tzinfo=ZoneInfo("Asia/Shanghai"))
+    lot = LotFactory(ends_at=moment)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ends_at FROM auction_lot WHERE id = %s", [lot.pk])
+        raw = cursor.fetchone()[0]
+
+    assert datetime_from_db(raw) == Lot.objects.get(pk=lot.pk).ends_at == moment
+    assert datetime_from_db(raw).utcoffset() == timedelta(0)
+
+
+def test_the_database_keeps_datetimes_in_utc_which_the_hand_written_conversions_assume():
+    assert settings.USE_TZ
+    assert settings.DATABASES["default"].get("TIME_ZONE") is None
+    assert connection.timezone == UTC

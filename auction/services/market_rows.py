@@ -10,7 +10,8 @@ for SQLite), with values passed through the backend's own adapters.
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from auction.db import datetime_from_db, datetime_to_db, loaded
 from auction.errors import Unauthenticated
@@ -120,7 +121,7 @@ def market_read(*, lot_id: int, bidder: int | TokenKey) -> MarketRead | None:
         sql, bidder_params = _READ_FOR_TOKEN, token_join_params(bidder)
     else:
         sql, bidder_params = _READ_FOR_USER, [bidder, True]
-    with connection.cursor() as cursor:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         # Placeholders in the order they appear: the deposit's, the bidder's, the lot's.
         cursor.execute(sql, [DepositStatus.HELD, DepositScope.LOT, DepositScope.SPECIAL, *bidder_params, lot_id])
         row = cursor.fetchone()
@@ -164,8 +165,9 @@ def market_write(*, lot: Lot, read_version: int, bids: list[Bid], over_bids: Ove
         gap = over_bids.version_less_bids
         write += [1, max(-gap, 0), max(gap, 0), LotStatus.BIDDING, datetime_to_db(over_bids.ends_at), over_bids.outbids,
                   over_bids.bidder_id]
+    connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor == "mysql" and not connection.in_atomic_block and len(bids) == 1:
-        return _write_one_bid_in_one_round_trip(lot, write, bids[0])
+        return _write_one_bid_in_one_round_trip(connection, lot, write, bids[0])
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_WRITE, write)
@@ -189,7 +191,7 @@ def _version_step(bids: list[Bid]) -> int:
     return len(bids) + 1
 
 
-def _write_one_bid_in_one_round_trip(lot: Lot, write: list, bid: Bid) -> bool:
+def _write_one_bid_in_one_round_trip(connection: BaseDatabaseWrapper, lot: Lot, write: list, bid: Bid) -> bool:
     insert = [lot.pk, bid.user_id, bid.price, bid.is_auto, datetime_to_db(bid.created_at)]
     with connection.cursor() as cursor:
         try:
