@@ -176,18 +176,23 @@ class CpuMeter:
         )
 
     @staticmethod
-    def shares(a: CpuSample, b: CpuSample) -> dict:
-        """Percent of ONE core each used (so 200% = the whole 2-core box)."""
+    def shares(a: CpuSample, b: CpuSample, *, loaded_s: float | None = None) -> dict:
+        """Percent of ONE core each used (so 200% = the whole 2-core box).
+
+        ``loaded_s``: how long the load ran inside the samples' span (wrk
+        idles out its grace period after the bidders stop): the shares are of
+        that time, not diluted by the idle tail."""
         wall = max(b.at - a.at, 1e-9)
+        over = min(loaded_s, wall) if loaded_s else wall
         ncpu = os.cpu_count() or 1
-        pct = lambda ticks: 100.0 * ticks / CLK_TCK / wall  # noqa: E731
+        pct = lambda ticks: 100.0 * ticks / CLK_TCK / over  # noqa: E731
         return {
             "gunicorn": pct(b.gunicorn - a.gunicorn),
             "nginx": pct(b.front - a.front),
             "mariadb": pct(b.db - a.db),
             "redis": pct(b.redis - a.redis),
-            "wrk": 100.0 * (b.wrk_s - a.wrk_s) / wall,
-            "box_busy": 100.0 * ncpu * (b.busy - a.busy) / max(b.total - a.total, 1),
+            "wrk": 100.0 * (b.wrk_s - a.wrk_s) / over,
+            "box_busy": 100.0 * ncpu * (b.busy - a.busy) / max(b.total - a.total, 1) * wall / over,
         }
 
     @staticmethod
@@ -642,7 +647,7 @@ def run_level(args, server: Server, meter: CpuMeter, conn, tmp: Path, tokens: li
         db_ok=ok,
         db_problems=problems,
         db_facts=facts,
-        cpu=CpuMeter.shares(before, after),
+        cpu=CpuMeter.shares(before, after, loaded_s=(t_last - t_first) / 1e6),
         worker_boots=server.boots() - boots0,
         loop_ms=loop_ms,
     )
@@ -954,7 +959,14 @@ def main() -> int:
         if best["ceiling"]:
             print(f"ceiling on the same server: {best['ceiling']['rps']:.0f} req/s")
         if best["bare"]:
-            print(f"bare Ninja UPDATE, same gunicorn setting: {best['bare']['rps']:.0f} req/s")
+            bare = best["bare"]
+            print(f"bare Ninja UPDATE, same gunicorn setting: {bare['rps']:.0f} req/s, p99 {bare['p99'] / 1000:.1f} ms "
+                  f"at {args_global.ceiling_connections} connections")
+        if not args.rate:
+            # Little's law: in a closed loop the mean latency is bidders / answers per second.
+            floor = top * 1000 / TARGET_P99_MS
+            print(f"closed loop at {top} bidders: a mean under {TARGET_P99_MS} ms (let alone a p99) needs over "
+                  f"{floor:.0f} answers/s (Little's law); this run answered {best_r.requests_per_s:.0f}/s")
     if args.json:
         def encode(o):
             return o.__dict__ | {"accepted_per_s": o.accepted_per_s, "conflicts_per_s": o.conflicts_per_s} if isinstance(o, LevelResult) else str(o)
