@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,12 +45,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bids import DEFAULT_WORKER_CLASS, Nginx  # noqa: E402  (bench/bids.py: the same front as the bid benchmark)
+from machine import HOST, free_port  # noqa: E402
+from servers import DEFAULT_WORKER_CLASS, ROOT, VENV_BIN, Nginx  # noqa: E402  (the same front as the bid benchmark)
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-HOST = "127.0.0.1"
 
 
 def log(message: str) -> None:
@@ -108,12 +105,6 @@ def seed_main(argv: list[str]) -> None:
 
 
 # --- processes -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def stop_session(proc: subprocess.Popen | None, timeout: float = 40) -> None:
