@@ -9,6 +9,7 @@ from api.schemas import ErrorOut, ImageOut, LotSummaryOut
 from api.security import optional_user
 from auction import selectors
 from auction.errors import NotFound
+from auction.services.settlement import lots_settle_due
 
 router = Router(tags=["catalog"])
 
@@ -40,4 +41,6 @@ def _published_lot(lot_id: int):
 @router.get("/{int:lot_id}", response={200: LotDetailOut, 401: ErrorOut, 404: ErrorOut}, summary="A lot (拍品)")
 def lot(request: HttpRequest, lot_id: int):
     user = optional_user(request)
-    return presenters.lot_detail(request, _published_lot(lot_id), timezone.now(), user)
+    lot, now = _published_lot(lot_id), timezone.now()
+    lots_settle_due([lot], now=now)
+    return presenters.lot_detail(request, lot, now, user)

@@ -10,6 +10,7 @@ from api.security import optional_user
 from auction import selectors
 from auction.errors import NotFound
 from auction.models import SpecialStatus
+from auction.services.settlement import lots_settle_due
 
 router = Router(tags=["catalog"])
 
@@ -55,6 +56,7 @@ def special(request: HttpRequest, special_id: int):
     row = selectors.special_detail(special_id=special_id)
     if row is None:
         raise NotFound()
+    lots_settle_due(row.published_lots, now=now)
     return {
         **presenters.special(request, row, now),
         "description": row.description,

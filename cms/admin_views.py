@@ -1,4 +1,4 @@
-"""Ops' "query now": ask the gateway about a stuck refund or payment right away.
+"""Ops' actions: "query now" on a stuck refund or payment, and "retry refund".
 
 The sweep does the same every minute; this is for the ops person on the
 phone with a bidder who will not wait. Each action calls the very service
@@ -9,12 +9,16 @@ twice (or racing the job) is harmless: the services lock and re-check.
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
+from auction.errors import DomainError
 from auction.models import Payment, PaymentStatus, Refund, RefundStatus
+from auction.money import format_yuan
 from auction.services.events import event_record
-from auction.services.payments import refund_poll
+from auction.services.payments import refund_poll, refund_retry
 from auction.services.reconcile import payment_reconcile
 
 
@@ -101,6 +105,59 @@ def query_now_view(action: QueryNow, *, inspect_url_name: str):
                 **{action.model._meta.model_name: obj}, data={"staff": request.user.get_username(), "status": obj.status},
             )
             messages.add_message(request, level, text)
+        return redirect(inspect_url_name, pk)
+
+    return view
+
+
+# --- retry refund -----------------------------------------------------------------
+
+
+class RefundRetry:
+    """Send a failed refund again with the same ``out_refund_no`` (so it can never
+    pay twice), after ops fixed the cause with WeChat; or a pending one now,
+    without waiting out its backoff. Asks for confirmation first: it moves money."""
+
+    model = Refund
+    permission = "auction.change_refund"
+    label = "Retry refund"
+
+    def why_not(self, refund: Refund) -> str:
+        if refund.status not in (RefundStatus.FAILED, RefundStatus.PENDING):
+            return f"Refund {refund} is {refund.get_status_display()}: only a failed refund, or one waiting to be sent, can be retried."
+        return ""
+
+    def is_available(self, obj, user) -> bool:
+        return user.has_perm(self.permission) and not self.why_not(obj)
+
+
+def refund_retry_view(action: RefundRetry, *, inspect_url_name: str):
+    """GET: the confirmation page; POST (CSRF-checked like every admin form): the retry."""
+
+    @require_http_methods(["GET", "POST"])
+    def view(request, pk):
+        if not request.user.has_perm(action.permission):
+            raise PermissionDenied
+        refund = get_object_or_404(Refund.objects.select_related("payment"), pk=pk)
+        reason = action.why_not(refund)
+        if reason:
+            messages.warning(request, reason)
+            return redirect(inspect_url_name, pk)
+        if request.method != "POST":
+            return TemplateResponse(request, "cms/admin/refund_retry_confirm.html", {
+                "refund": refund, "header_title": f"Retry refund {refund}", "page_title": f"Retry refund {refund}",
+                "header_icon": "resubmit", "inspect_url": reverse(inspect_url_name, args=(pk,)),
+                "amount": format_yuan(refund.amount),
+            })
+        try:
+            refund = refund_retry(refund_id=refund.pk, staff=request.user.get_username())
+        except DomainError as error:  # it changed between the page and the press
+            messages.warning(request, str(error))
+            return redirect(inspect_url_name, pk)
+        if refund.status == RefundStatus.PENDING:
+            messages.warning(request, f"Refund {refund} was not taken by the gateway ({refund.last_error[:200]}); the sweep retries it.")
+        else:
+            messages.success(request, f"Refund {refund} was sent again; it is {refund.get_status_display()}.")
         return redirect(inspect_url_name, pk)
 
     return view

@@ -3,9 +3,9 @@
 Read-only on purpose. Every change to these rows is a rule in ``auction``
 (locked, re-checked, written to the audit trail); an edit form here would
 be a way round all of that. So each viewset serves a listing and an inspect
-view only, with no add, edit, copy or delete URL at all, and the only thing
-ops can do is "query now" (``cms.admin_views``), which calls the same
-service as the job.
+view only, with no add, edit, copy or delete URL at all, and the only things
+ops can do are "query now" and "retry refund" (``cms.admin_views``), which
+call the same services as the jobs.
 
 Plain ``ModelViewSet``s rather than snippets: registering these models as
 snippets would also list them under Snippets and bring in snippet choosers,
@@ -31,7 +31,7 @@ from auction.gateways.payments import GATEWAYS
 from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, Special, UserCoupon
 from auction.money import format_yuan
 from auction.selectors import mask_nickname
-from cms.admin_views import PaymentQueryNow, RefundQueryNow, query_now_view
+from cms.admin_views import PaymentQueryNow, RefundQueryNow, RefundRetry, query_now_view, refund_retry_view
 
 # Enough history to settle a dispute on one row; the Events screen has all of it.
 EVENTS_SHOWN = 200
@@ -65,6 +65,8 @@ class OpsInspectView(InspectView):
     event_field = ""
     query_action = None
     query_url_name = ""
+    retry_action = None
+    retry_url_name = ""
 
     def get_field_label(self, field_name, field):
         if field_name in self.computed_fields:
@@ -96,6 +98,9 @@ class OpsInspectView(InspectView):
         if self.query_action and self.query_action.is_available(self.object, self.request.user):
             context["query_action"] = self.query_action
             context["query_url"] = reverse(self.query_url_name, args=(self.object.pk,))
+        if self.retry_action and self.retry_action.is_available(self.object, self.request.user):
+            context["retry_action"] = self.retry_action
+            context["retry_url"] = reverse(self.retry_url_name, args=(self.object.pk,))
         return context
 
 
@@ -113,6 +118,7 @@ class ReadOnlyViewSet(ModelViewSet):
     computed_fields: dict = {}
     event_field = ""
     query_action = None
+    retry_action = None
 
     @property
     def url_prefix(self):
@@ -140,6 +146,8 @@ class ReadOnlyViewSet(ModelViewSet):
             event_field=self.event_field,
             query_action=self.query_action,
             query_url_name=self.get_url_name("query") if self.query_action else "",
+            retry_action=self.retry_action,
+            retry_url_name=self.get_url_name("retry") if self.retry_action else "",
             **kwargs,
         )
 
@@ -152,6 +160,9 @@ class ReadOnlyViewSet(ModelViewSet):
         if self.query_action:
             view = query_now_view(self.query_action, inspect_url_name=self.get_url_name("inspect"))
             urlpatterns.append(path("query/<int:pk>/", view, name="query"))
+        if self.retry_action:
+            view = refund_retry_view(self.retry_action, inspect_url_name=self.get_url_name("inspect"))
+            urlpatterns.append(path("retry/<int:pk>/", view, name="retry"))
         return urlpatterns
 
     @property
@@ -258,11 +269,12 @@ class RefundViewSet(ReadOnlyViewSet):
     search_fields = ["out_refund_no"]
     inspect_view_fields = [
         "out_refund_no", "payment", "amount", "reason", "status", "gateway_refund_id", "attempts", "last_error",
-        "created_at", "submitted_at", "completed_at",
+        "next_attempt_at", "created_at", "submitted_at", "completed_at",
     ]
     money_fields = ("amount",)
     event_field = "refund"
     query_action = RefundQueryNow()
+    retry_action = RefundRetry()
 
 
 class EventFilterSet(WagtailFilterSet):

@@ -260,3 +260,53 @@ def _market_with_bid(lot, user, price) -> tuple[bidding.Market, Bid]:
     read = market_read(lot_id=lot.pk, bidder=user.pk)
     market = bidding.Market(lot=read.lot, special=read.special, now=timezone.now())
     return market, market.place(user.pk, price, auto=False)
+
+
+def _version(lot) -> int:
+    return Lot.objects.get(pk=lot.pk).version
+
+
+def test_settlement_overdue_and_a_special_phase_move_the_version(lot):
+    from auction.models import Order
+    from auction.services.overdue import order_expire
+    from auction.services.settlement import lot_settle, special_advance
+
+    # given: a lot of a special still in preview
+    now = timezone.now()
+    special = SpecialFactory(preview_at=now - timedelta(minutes=2), starts_at=now + timedelta(minutes=1))
+    upcoming = LotFactory(special=special, deposit=0)
+    before = _version(upcoming)
+    # when the special opens, its lots' status and version move together
+    special_advance(special_id=special.pk, now=now + timedelta(minutes=2))
+    assert Lot.objects.get(pk=upcoming.pk).status == "bidding" and _version(upcoming) > before
+
+    # given: a bid on the lot; when it is settled (sold) ...
+    bid_place(lot_id=lot.pk, user=UserFactory(), price=100_000)
+    Lot.objects.filter(pk=lot.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+    before = _version(lot)
+    lot_settle(lot_id=lot.pk)
+    assert Lot.objects.get(pk=lot.pk).status == "sold" and _version(lot) > before
+    # ... and its order goes overdue (defaulted)
+    order = Order.objects.get(lot=lot)
+    Order.objects.filter(pk=order.pk).update(pay_deadline=timezone.now() - timedelta(seconds=1))
+    before = _version(lot)
+    assert order_expire(order_id=order.pk)
+    assert Lot.objects.get(pk=lot.pk).status == "defaulted" and _version(lot) > before
+
+
+def test_a_bid_read_before_settlement_is_not_written_over_it(lot):
+    from auction.services.settlement import lot_settle
+
+    # given: a bid read the lot's row, then the lot ended and was settled
+    a, b = UserFactory(), UserFactory()
+    bid_place(lot_id=lot.pk, user=a, price=100_000)
+    read = market_read(lot_id=lot.pk, bidder=b.pk)
+    Lot.objects.filter(pk=lot.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+    lot_settle(lot_id=lot.pk)
+    # when: the bid is written against the row it read
+    market = bidding.Market(lot=read.lot, special=read.special, now=timezone.now())
+    market.place(b.pk, 110_000, auto=False)
+    # then: the version moved, so the write matches no row
+    assert market.save() is False
+    stored = Lot.objects.get(pk=lot.pk)
+    assert (stored.status, stored.leader_id, stored.bid_count) == ("sold", a.pk, 1)

@@ -238,3 +238,70 @@ def test_paying_again_returns_the_same_open_payment(client):
     assert first["out_trade_no"] == second["out_trade_no"]
     a.post(f"/payments/sandbox/{first['out_trade_no']}/succeed")
     assert_error(a.post(f"/orders/{order.order_no}/pay", {"address": ADDRESS}), 409, "order_not_payable")
+
+
+# --- a read after the end settles the lot: ``sold`` means the order exists ---
+
+
+def test_a_lot_read_after_its_end_with_no_job_reads_sold_and_the_winner_has_the_order(client):
+    # given: a winner and a loser, both with held lot deposits, and no job cluster
+    lot = LotFactory(deposit=50_000)
+    winner, loser = bidder(client), bidder(client)
+    pay_deposit(winner, lot_id=lot.pk)
+    pay_deposit(loser, lot_id=lot.pk)
+    bid(loser, lot.pk, lot.start_price)
+    bid(winner, lot.pk, lot.start_price + 10_000)
+    hammer(lot)
+    # when: anyone reads the lot
+    assert loser.get(f"/lots/{lot.pk}").json()["status"] == "sold"
+    # then: the order is there at once, and the loser's deposit is on its way back
+    orders = winner.get("/orders").json()
+    assert orders["count"] == 1 and orders["items"][0]["lot"]["id"] == lot.pk
+    assert orders["items"][0]["status"] == "pending_payment"
+    assert [d["status"] for d in loser.get("/deposits").json()["items"]] == ["refunding"]
+    assert [d["status"] for d in winner.get("/deposits").json()["items"]] == ["held"]
+
+
+def test_a_special_read_after_its_lots_end_settles_them_in_a_bounded_batch(client):
+    # given: more lots than one read settles, all ended together, with a bid each
+    from auction.services.settlement import SETTLE_ON_READ_LIMIT
+
+    special = SpecialFactory()
+    lots = [LotFactory(special=special, position=index, deposit=0) for index in range(SETTLE_ON_READ_LIMIT + 2)]
+    a = bidder(client)
+    for lot in lots:
+        bid(a, lot.pk, lot.start_price)
+        hammer(lot)
+    # when: the special is read twice
+    first = client.get(f"/api/v1/specials/{special.pk}").json()["lots"]
+    # then: a batch is settled and reads sold; the rest reads bidding (no order yet) until the next read
+    statuses = [lot["status"] for lot in first]
+    assert statuses.count("sold") == SETTLE_ON_READ_LIMIT and statuses.count("bidding") == 2
+    assert Order.objects.count() == SETTLE_ON_READ_LIMIT
+    second = client.get(f"/api/v1/specials/{special.pk}").json()["lots"]
+    assert {lot["status"] for lot in second} == {"sold"} and Order.objects.count() == len(lots)
+    assert set(Order.objects.values_list("lot_id", flat=True)) == {lot.pk for lot in lots}
+
+
+def test_only_a_due_unsettled_lot_costs_a_settlement_and_only_once(client):
+    from auction.services import settlement
+
+    open_lot, ended = LotFactory(deposit=0), LotFactory(deposit=0)
+    bid(bidder(client), ended.pk, ended.start_price)
+    hammer(ended)
+    with mock.patch.object(settlement, "lot_settle", wraps=settlement.lot_settle) as settle:
+        client.get(f"/api/v1/lots/{open_lot.pk}")
+        assert settle.call_count == 0  # still open: nothing to settle
+        client.get(f"/api/v1/lots/{ended.pk}")
+        client.get(f"/api/v1/lots/{ended.pk}")
+        client.get(f"/api/v1/specials/{ended.special_id}")
+    assert settle.call_count == 1  # settled by the first read; later reads see the stored outcome
+    assert Order.objects.filter(lot=ended).count() == 1
+
+
+def test_a_lot_past_its_end_that_nothing_settled_does_not_claim_an_outcome():
+    lot = LotFactory.build(special=SpecialFactory.build(), status="bidding", bid_count=1, current_price=100_000)
+    lot.ends_at = timezone.now() - timedelta(seconds=1)
+    assert lot.status_at(timezone.now()) == "bidding"
+    lot.status = "sold"
+    assert lot.status_at(timezone.now()) == "sold"

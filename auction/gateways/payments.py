@@ -26,6 +26,16 @@ class PaymentState:
     paid_at: datetime | None = None
 
 
+class PaidAtGateway(GatewayError):
+    """Asked to close a payment that the payer has already paid: the gateway
+    reports it, and applying that success is the caller's decision (a
+    gateway never reaches into deposits or orders)."""
+
+    def __init__(self, state: PaymentState) -> None:
+        self.state = state
+        super().__init__(f"paid at the gateway (transaction {state.transaction_id or 'unknown'})")
+
+
 @dataclass(frozen=True)
 class RefundState:
     # "processing", "succeeded" or "failed"
@@ -42,7 +52,8 @@ class PaymentGateway(Protocol):
     def query(self, payment) -> PaymentState: ...
 
     def close(self, payment) -> None:
-        """Stop the payment from being paid; closing a closed payment is fine."""
+        """Stop the payment from being paid; closing a closed payment is fine.
+        ``PaidAtGateway`` when it cannot be closed because it was paid."""
 
     def refund(self, refund) -> RefundState:
         """Ask for the refund; the same ``out_refund_no`` twice refunds once."""

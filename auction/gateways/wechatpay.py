@@ -7,7 +7,8 @@ Notifications are parsed here too, as protocol: verify the signature on the
 raw bytes with a key we already hold, check the timestamp, decrypt, check
 app, merchant, state and amounts. What an accepted one means is decided by
 ``auction.services.payments`` (``payment_apply_success``,
-``refund_apply_result``), the same functions a query or the sandbox reaches.
+``refund_apply_result``, ``payment_close``), the same functions a query or
+the sandbox reaches; this module imports no services.
 """
 
 import logging
@@ -22,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from auction.gateways.payments import PaymentState, RefundState
+from auction.gateways.payments import PaidAtGateway, PaymentState, RefundState
 from auction.gateways.wechatpay_client import (
     Credentials,
     TrustedKey,
@@ -283,23 +284,12 @@ class WechatPayGateway:
             refused = error
         # Close refused: ask why. Already closed is what we wanted. Paid means
         # the user paid in time and the notification has not come (or is
-        # late): report the success now, as a notification would, so that an
-        # order paid just before its deadline is not taken for overdue.
+        # late): say so, with what WeChat reports; the caller applies it.
         state = self.query(payment)
         if state.status == "closed":
             return
         if state.status == "paid":
-            from auction.errors import DomainError
-            from auction.services.payments import payment_apply_success
-
-            try:
-                payment_apply_success(
-                    out_trade_no=payment.out_trade_no, transaction_id=state.transaction_id, amount=state.amount,
-                    paid_at=state.paid_at, actor="gateway",
-                )
-            except DomainError as error:  # e.g. a mismatched amount: recorded, left to ops
-                raise WechatPayError(f"paid at WeChat, not applied: {error}", status=refused.status, code="ORDER_PAID") from error
-            raise WechatPayError("paid at WeChat: applied the success instead of closing", status=refused.status, code="ORDER_PAID")
+            raise PaidAtGateway(state)
         raise refused
 
     def refund(self, refund) -> RefundState:

@@ -142,15 +142,18 @@ class Lot(CatalogEntry):
         return self.reserve_price == 0 or (self.bid_count > 0 and self.current_price >= self.reserve_price)
 
     def status_at(self, now: datetime) -> str:
-        """The outcome is fixed the moment the lot ends, before settlement runs."""
+        """The phase by the clock; an outcome only once settlement stored it.
+
+        ``sold`` promises the winner's order exists, so a lot past its end
+        that nothing has settled yet still reads ``bidding`` (bids are refused
+        by the clock all the same). Reads settle such a lot themselves
+        (``settlement.lots_settle_due``), so this lasts only as long as a
+        settlement takes.
+        """
         if self.status in LOT_OUTCOMES:
             return self.status
         before = status_by_time(now, preview_at=self.special.preview_at, starts_at=self.special.starts_at)
-        if before:
-            return before
-        if now < self.ends_at:
-            return LotStatus.BIDDING
-        return LotStatus.SOLD if self.bid_count and self.reserve_met else LotStatus.UNSOLD
+        return before or LotStatus.BIDDING
 
 
 class LotImage(models.Model):

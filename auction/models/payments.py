@@ -60,15 +60,17 @@ class Refund(models.Model):
     reason = models.CharField(max_length=80)
     status = models.CharField(max_length=12, choices=RefundStatus.choices, default=RefundStatus.PENDING)
     gateway_refund_id = models.CharField(max_length=64, blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="Sends to the gateway so far.")
     last_error = models.TextField(blank=True, default="")
+    # After a send the gateway did not take: the sweep sends it again from then on (backoff).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self) -> str:
         return self.out_refund_no

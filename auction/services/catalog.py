@@ -11,13 +11,13 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from auction import signals
 from auction.models import Lot, LotImage, Special
 from auction.money import MAX_FEN, format_yuan
 from auction.selectors import lot_card_forget
+from auction.services.market_rows import market_row_save, market_rows_update
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def _reschedule_lots(special: Special, lot_page_ids: list[int] | None, now: date
         position = order.get(lot.page_id, lot.position)
         ends_at = special.lot_ends_at(position)
         if (lot.position, lot.ends_at) != (position, ends_at):
-            Lot.objects.filter(pk=lot.pk).update(position=position, ends_at=ends_at, version=F("version") + 1)
+            market_rows_update(Lot.objects.filter(pk=lot.pk), position=position, ends_at=ends_at)
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=ends_at)
 
 
@@ -235,13 +235,13 @@ def lot_publish(
                 setattr(lot, name, getattr(terms, name))
             lot.position = position
             lot.ends_at = special.lot_ends_at(position)
-            # A new version sends a bid that read the old terms back to read these.
-            lot.version += 1
-            fields += [*LOT_TERM_LABELS, "position", "ends_at", "version"]
+            fields += [*LOT_TERM_LABELS, "position", "ends_at"]
         _apply_content(lot, content)
         lot.is_published = is_published
-        # update_fields: price, leader, bid count and status are never written here.
-        lot.save(update_fields=fields)
+        # update_fields: price, leader, bid count and status are never written
+        # here; the new version (is_published and terms are market columns)
+        # sends a bid that read the old row back to read this one.
+        market_row_save(lot, *fields)
         if "ends_at" in fields:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     _replace_images(lot, content.image_ids)
@@ -262,4 +262,4 @@ def _replace_images(lot: Lot, image_ids: tuple[int, ...]) -> None:
 def catalog_unpublish(*, page_id: int) -> None:
     """Hide a special or lot from the catalog; its market rows and bids stay."""
     Special.objects.filter(page_id=page_id).update(is_published=False, updated_at=timezone.now())
-    Lot.objects.filter(page_id=page_id).update(is_published=False, version=F("version") + 1, updated_at=timezone.now())
+    market_rows_update(Lot.objects.filter(page_id=page_id), is_published=False, updated_at=timezone.now())

@@ -21,7 +21,7 @@ from auction.models import (
 )
 from auction.models.catalog import LOT_OUTCOMES
 from auction.services.events import event_record
-from auction.services.payments import payment_open, refund_create
+from auction.services.payment_rows import payment_open, refund_create
 
 
 class NoDepositNeeded(ValidationFailed):

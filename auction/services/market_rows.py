@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, QuerySet
 
 from auction.db import datetime_from_db, datetime_to_db, loaded
 from auction.errors import Unauthenticated
@@ -226,3 +227,24 @@ def _rollback_quietly(cursor) -> None:
 def _mark_saved(bid: Bid, bid_id: int) -> None:
     bid.pk = bid_id
     bid._state.adding = False
+
+
+# --- every other write of a market row ----------------------------------------
+#
+# Bids write through market_write above. Everything else that changes a market
+# column (settlement, overdue, a special's phase, publishing terms or
+# visibility) goes through these two, which always move the version: a bid
+# read before such a write then matches no row and is read and judged again
+# (see _WRITE_TEMPLATE). Moving the version by one with bid_count unchanged
+# also moves ``version - bid_count``, so the write never passes for a plain bid.
+
+
+def market_rows_update(lots: QuerySet[Lot], **values) -> int:
+    """``UPDATE`` the lots ``lots`` selects (re-filter on status there, not before), moving their versions."""
+    return lots.update(**values, version=F("version") + 1)
+
+
+def market_row_save(lot: Lot, *fields: str) -> None:
+    """Save ``fields`` of a lot whose row lock the caller holds, moving its version."""
+    lot.version += 1
+    lot.save(update_fields=[*fields, "version"])

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from auction import signals
@@ -14,7 +13,6 @@ from auction.models import (
     DepositScope,
     DepositStatus,
     Lot,
-    LotStatus,
     Order,
     OrderStatus,
     Payment,
@@ -23,9 +21,9 @@ from auction.models import (
     User,
 )
 from auction.services import coupons
-from auction.services.deposits import deposit_apply, deposit_forfeit
+from auction.services.deposits import deposit_apply
 from auction.services.events import event_record
-from auction.services.payments import payment_close, payment_open, random_number, refund_create
+from auction.services.payment_rows import payment_open, random_number, refund_create
 
 
 @dataclass(frozen=True)
@@ -149,33 +147,3 @@ def _mark_paid(order: Order, *, paid_at: datetime, actor: str, payment: Payment 
     if deposit is not None:
         deposit_apply(deposit=deposit, order=order, actor=actor)
     signals.special_outcome_changed.send(sender=Order, special_id=Lot.objects.values_list("special_id", flat=True).get(pk=order.lot_id))
-
-
-def order_expire(*, order_id: int) -> bool:
-    """逾期: at the deadline the order is closed, the lot defaulted, the deposits
-    forfeited, and a coupon it held goes back to its owner unused.
-
-    Open payments are closed at the gateway first; one that still succeeds
-    afterwards is refunded by ``order_paid``.
-    """
-    order = Order.objects.get(pk=order_id)
-    if order.status != OrderStatus.PENDING_PAYMENT or timezone.now() < order.pay_deadline:
-        return False
-    for payment_id in order.payments.filter(status=PaymentStatus.CREATED).values_list("pk", flat=True):
-        payment_close(payment_id=payment_id, reason="order overdue")
-    with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("lot").get(pk=order_id)
-        if order.status != OrderStatus.PENDING_PAYMENT or timezone.now() < order.pay_deadline:
-            return False
-        order.status = OrderStatus.OVERDUE
-        order.save(update_fields=["status"])
-        event_record("order.overdue", actor="job", user_id=order.user_id, lot=order.lot, order=order, amount=order.amount_due)
-        coupons.coupon_release_for_order(order=order, reason="order overdue", actor="job")
-        if Lot.objects.filter(pk=order.lot_id, status=LotStatus.SOLD).update(status=LotStatus.DEFAULTED, version=F("version") + 1):
-            event_record("lot.defaulted", actor="job", user_id=order.user_id, lot=order.lot, order=order)
-        deposits = Deposit.objects.select_for_update().filter(user_id=order.user_id, status=DepositStatus.HELD).filter(
-            Q(scope=DepositScope.LOT, lot_id=order.lot_id) | Q(scope=DepositScope.SPECIAL, special_id=order.lot.special_id)
-        )
-        for deposit in deposits.order_by("pk"):
-            deposit_forfeit(deposit=deposit, reason="order overdue", order=order)
-    return True

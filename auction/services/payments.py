@@ -1,39 +1,44 @@
-"""Payments and refunds: rows first, gateway second, every step idempotent.
+"""What a payment's outcome does: a success applied, a payment closed, a refund sent and finished.
 
-A payment row (``out_trade_no``) or refund row (``out_refund_no``) exists
-before the gateway hears of it, so a retry reuses the number and the
-gateway's own idempotency protects us. A success is applied at most once,
-under a lock on the payment row, and only when the amount matches.
+Above deposits and orders (it calls into them); the rows they open and the
+refunds they ask for are ``auction.services.payment_rows``, below them, so
+the import graph has no circle (tests/test_imports.py). Every step is
+idempotent. A success is applied at most once, under a lock on the payment
+row, and only when the amount matches. No lock is held while a gateway
+answers: rows are read before the call, the call is made outside any
+transaction, and its answer is applied under a fresh lock and re-checked.
 """
 
 import logging
-import secrets
-import string
-import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from auction import signals
-from auction.errors import DomainError, NotFound
-from auction.gateways.payments import GatewayError, gateway_for
-from auction.models import (
-    Deposit,
-    Order,
-    Payment,
-    PaymentPurpose,
-    PaymentStatus,
-    Refund,
-    RefundStatus,
-    User,
-)
+from auction.errors import DomainError, NotFound, ValidationFailed
+from auction.gateways.payments import GatewayError, PaidAtGateway, gateway_for
+from auction.models import Deposit, Order, Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
+from auction.services import deposits, orders
+from auction.services.coupons import coupon_release_for_payment
 from auction.services.events import event_record
+
+# The adapters (api, jobs, cms) reach the row functions through this module too.
+from auction.services.payment_rows import (  # noqa: F401
+    payment_for_user,
+    payment_open,
+    payment_prepare,
+    random_number,
+    refund_create,
+)
 
 logger = logging.getLogger(__name__)
 
-ALPHABET = string.digits + string.ascii_letters
+# A refund the gateway could not take (unreachable, busy, a 5xx) is sent
+# again by the sweep, each wait twice the last, up to the cap; the same
+# out_refund_no every time, so the gateway refunds it once.
+REFUND_RETRY_FIRST_SECONDS = 60
+REFUND_RETRY_MAX_SECONDS = 3600
 
 
 class PaymentMismatch(DomainError):
@@ -44,65 +49,14 @@ class PaymentMismatch(DomainError):
     default_message = "The payment report does not match the payment."
 
 
-def random_number(prefix: str = "", length: int = 16) -> str:
-    """``[prefix]YYYYMMDD`` + random base62: sortable by day, not guessable."""
-    day = timezone.localdate().strftime("%Y%m%d")
-    return prefix + day + "".join(secrets.choice(ALPHABET) for _ in range(length))
-
-
-def payment_open(
-    *, purpose: str, user: User, amount: int, expires_at: datetime, deposit: Deposit | None = None, order=None
-) -> Payment:
-    """The row only; call ``payment_prepare`` after the transaction commits."""
-    payment = Payment.objects.create(
-        out_trade_no=random_number("D" if purpose == PaymentPurpose.DEPOSIT else "O"),
-        purpose=purpose,
-        user=user,
-        amount=amount,
-        deposit=deposit,
-        order=order,
-        gateway=settings.AUCTION_PAYMENT_GATEWAY,
-        expires_at=expires_at,
-    )
-    event_record("payment.created", actor="user", user=user, payment=payment, deposit=deposit, order=order, amount=amount)
-    return payment
-
-
-# WeChat's prepay_id lives two hours; params older than this are asked for
-# again (same out_trade_no, so still one payment at the gateway).
-PARAMS_FRESH_SECONDS = 90 * 60
-
-
-def _params_fresh(params: dict) -> bool:
-    try:
-        return time.time() - int(params.get("timeStamp", 0)) < PARAMS_FRESH_SECONDS
-    except (TypeError, ValueError):
-        return False
-
-
-def payment_prepare(*, payment: Payment) -> Payment:
-    """Client params from the gateway, reused while fresh; a retry asks again with the same number."""
-    if payment.status != PaymentStatus.CREATED or (payment.params and _params_fresh(payment.params)):
-        return payment
-    params = gateway_for(payment.gateway).create(payment)
-    Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CREATED).update(params=params)
-    payment.params = params
-    return payment
-
-
-def payment_for_user(*, out_trade_no: str, user: User) -> Payment:
-    payment = Payment.objects.filter(out_trade_no=out_trade_no, user=user).first()
-    if payment is None:
-        raise NotFound()
-    return payment
+class RefundNotRetryable(ValidationFailed):
+    default_message = "Only a failed refund, or one still waiting to be sent, can be sent again."
 
 
 def payment_apply_success(
     *, out_trade_no: str, transaction_id: str, amount: int, paid_at: datetime | None = None, actor: str = "gateway"
 ) -> Payment:
     """A verified "the user paid" from the gateway (or the sandbox); safe to repeat."""
-    from auction.services import deposits, orders  # they call back into refunds here
-
     with transaction.atomic():
         payment = Payment.objects.select_for_update().filter(out_trade_no=out_trade_no).first()
         if payment is None:
@@ -138,12 +92,28 @@ def payment_apply_success(
 
 
 def payment_close(*, payment_id: int, reason: str, actor: str = "job") -> bool:
-    """Close an open payment at the gateway first, then here; a paid one stays paid."""
+    """Close an open payment at the gateway first, then here; a paid one stays paid.
+
+    A gateway that refuses because the payer has already paid (the
+    notification is late or lost) says so with ``PaidAtGateway``: that
+    success is applied here, as a notification would apply it, so an order
+    paid just before its deadline is not taken for overdue.
+    """
     payment = Payment.objects.get(pk=payment_id)
     if payment.status != PaymentStatus.CREATED:
         return False
     try:
         gateway_for(payment.gateway).close(payment)
+    except PaidAtGateway as paid:
+        state = paid.state
+        try:
+            payment_apply_success(
+                out_trade_no=payment.out_trade_no, transaction_id=state.transaction_id,
+                amount=state.amount if state.amount is not None else payment.amount, paid_at=state.paid_at, actor="gateway",
+            )
+        except DomainError:  # a mismatched amount, say: recorded as an event, left to ops
+            logger.warning("%s is paid at the gateway but its success was not applied", payment.out_trade_no, exc_info=True)
+        return False
     except GatewayError:
         logger.warning("closing %s at the gateway failed; the sweep retries", payment.out_trade_no)
         return False
@@ -156,8 +126,6 @@ def payment_close(*, payment_id: int, reason: str, actor: str = "job") -> bool:
         Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.CLOSED, closed_at=timezone.now())
         event_record("payment.closed", actor=actor, user=payment.user, payment=payment, amount=payment.amount, data={"reason": reason})
         if payment.purpose == PaymentPurpose.ORDER:
-            from auction.services.coupons import coupon_release_for_payment
-
             # In the same transaction: the coupon this payment held goes back to
             # unused; a late success of this payment then no longer matches the
             # order and is refunded.
@@ -165,43 +133,72 @@ def payment_close(*, payment_id: int, reason: str, actor: str = "job") -> bool:
     return True
 
 
-def refund_create(*, payment: Payment, reason: str, actor: str = "system") -> Refund:
-    """The refund row for a paid payment, once: ``out_refund_no`` comes from the payment."""
-    refund, created = Refund.objects.get_or_create(
-        payment=payment,
-        defaults={"out_refund_no": Refund.number_for(payment), "amount": payment.amount, "reason": reason},
-    )
-    if created:
-        event_record(
-            "refund.created", actor=actor, user=payment.user, payment=payment, deposit=payment.deposit,
-            order=payment.order, refund=refund, amount=refund.amount, data={"reason": reason},
-        )
-        signals.refund_created.send(sender=Refund, refund_id=refund.pk)
-    return refund
+def refund_retry_delay(attempts: int) -> timedelta:
+    """How long the sweep waits before sending a refund again after ``attempts`` failed sends."""
+    return timedelta(seconds=min(REFUND_RETRY_FIRST_SECONDS * 2 ** max(attempts - 1, 0), REFUND_RETRY_MAX_SECONDS))
 
 
 def refund_submit(*, refund_id: int) -> Refund:
-    """Send a refund to the gateway; resending the same number refunds once."""
+    """Send a pending refund to the gateway; resending the same number refunds once.
+
+    No lock is held while the gateway answers (on SQLite a transaction is the
+    whole write lock, bids included, for up to the gateway's timeout). Two
+    sends racing (the job and the sweep) both reach the gateway with the same
+    ``out_refund_no``, which refunds once; the first answer applied wins and
+    the second finds the refund no longer pending.
+    """
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    if refund.status != RefundStatus.PENDING:
+        return refund
+    state, error = None, None
+    try:
+        state = gateway_for(refund.payment.gateway).refund(refund)
+    except GatewayError as failure:
+        error = failure
     with transaction.atomic():
         refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
         if refund.status != RefundStatus.PENDING:
             return refund
         refund.attempts += 1
-        try:
-            state = gateway_for(refund.payment.gateway).refund(refund)
-        except GatewayError as error:
+        if error is not None:
             refund.last_error = str(error)[:2000]
-            refund.save(update_fields=["attempts", "last_error"])
+            refund.next_attempt_at = timezone.now() + refund_retry_delay(refund.attempts)
+            refund.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+            event_record(
+                "refund.send_failed", actor="job", user=refund.payment.user, refund=refund, payment=refund.payment,
+                amount=refund.amount, data={"attempts": refund.attempts, "error": refund.last_error[:200],
+                                            "next_attempt_at": refund.next_attempt_at.isoformat()},
+            )
             return refund
         refund.status = RefundStatus.PROCESSING
         refund.gateway_refund_id = state.gateway_refund_id
         refund.submitted_at = timezone.now()
-        refund.save(update_fields=["attempts", "status", "gateway_refund_id", "submitted_at", "last_error"])
+        refund.next_attempt_at = None
+        refund.save(update_fields=["attempts", "status", "gateway_refund_id", "submitted_at", "last_error", "next_attempt_at"])
         event_record("refund.submitted", actor="job", user=refund.payment.user, refund=refund, payment=refund.payment, amount=refund.amount)
         signals.refund_submitted.send(sender=Refund, refund_id=refund.pk)
         if state.status != "processing":
             _refund_finish(refund, succeeded=state.status == "succeeded", actor="gateway")
     return refund
+
+
+def refund_retry(*, refund_id: int, staff: str) -> Refund:
+    """Ops: send a failed refund (or one waiting out its backoff) again, now, with
+    the same ``out_refund_no``; its deposit has stayed ``refunding`` meanwhile."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
+        if refund.status not in (RefundStatus.FAILED, RefundStatus.PENDING):
+            raise RefundNotRetryable(status=refund.status)
+        event_record(
+            "refund.retried", actor="ops", user=refund.payment.user, refund=refund, payment=refund.payment,
+            deposit=refund.payment.deposit, order=refund.payment.order, amount=refund.amount,
+            data={"staff": staff, "was": refund.status, "attempts": refund.attempts},
+        )
+        refund.status = RefundStatus.PENDING
+        refund.next_attempt_at = None
+        refund.completed_at = None
+        refund.save(update_fields=["status", "next_attempt_at", "completed_at"])
+    return refund_submit(refund_id=refund_id)
 
 
 def refund_poll(*, refund_id: int) -> Refund:
@@ -231,8 +228,6 @@ def refund_apply_result(*, out_refund_no: str, succeeded: bool, actor: str = "ga
 
 
 def _refund_finish(refund: Refund, *, succeeded: bool, actor: str) -> None:
-    from auction.services import deposits
-
     refund.status = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
     refund.completed_at = timezone.now()
     refund.save(update_fields=["status", "completed_at"])

@@ -9,6 +9,7 @@ failure is logged and the rest still runs.
 import logging
 from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from auction.gateways.payments import GatewayError, gateway_for
@@ -31,7 +32,7 @@ from auction.models import (
 from auction.models.catalog import LOT_OUTCOMES
 from auction.services.coupons import user_coupon_expire
 from auction.services.deposits import deposit_cancel, special_deposits_settle
-from auction.services.orders import order_expire
+from auction.services.overdue import order_expire
 from auction.services.payments import payment_apply_success, payment_close, refund_poll, refund_submit
 from auction.services.settlement import lot_settle, special_advance
 
@@ -100,8 +101,12 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
         Deposit.objects.filter(status=DepositStatus.PENDING, payment__expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
         lambda pk: deposit_cancel(deposit_id=pk, reason="payment window passed"),
     )
+    # A refund the gateway did not take waits out its backoff (refund_submit sets it).
     report["refunds_submitted"] = _each(
-        "refund", Refund.objects.filter(status=RefundStatus.PENDING).values_list("pk", flat=True)[:BATCH],
+        "refund",
+        Refund.objects.filter(status=RefundStatus.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .values_list("pk", flat=True)[:BATCH],
         lambda pk: refund_submit(refund_id=pk),
     )
     report["refunds_polled"] = _each(

@@ -6,10 +6,12 @@ lot's lock, so running it twice, late, or on two workers at once changes
 nothing the second time, and a crash halfway leaves nothing half done.
 """
 
+import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from auction import signals
@@ -17,7 +19,15 @@ from auction.models import Lot, LotStatus, Order, Special, SpecialStatus
 from auction.models.catalog import LOT_OUTCOMES, status_by_time
 from auction.services.deposits import lot_deposits_release, special_closes_at, special_deposits_settle
 from auction.services.events import event_record
+from auction.services.market_rows import market_row_save, market_rows_update
 from auction.services.orders import order_create
+
+logger = logging.getLogger(__name__)
+
+# A read settles at most this many lots: a special whose lots all end at one
+# moment would otherwise settle every one of them inside one request. Lots
+# past the batch read ``bidding`` until the next read or the job settles them.
+SETTLE_ON_READ_LIMIT = 10
 
 
 def lot_settle(*, lot_id: int) -> Order | None:
@@ -37,8 +47,7 @@ def lot_settle(*, lot_id: int) -> Order | None:
             order = order_create(lot=lot, winner_id=lot.leader_id, pay_deadline=deadline)
         else:
             lot.status = LotStatus.UNSOLD
-        lot.version += 1
-        lot.save(update_fields=["status", "version"])
+        market_row_save(lot, "status")
         event_record(
             f"lot.{lot.status}", actor="job", lot=lot, special_id=lot.special_id, user_id=lot.leader_id,
             amount=lot.current_price or None, data={"bid_count": lot.bid_count, "reserve_met": lot.reserve_met},
@@ -46,6 +55,29 @@ def lot_settle(*, lot_id: int) -> Order | None:
         lot_deposits_release(lot=lot, winner_id=order.user_id if order else None)
         signals.special_outcome_changed.send(sender=Lot, special_id=lot.special_id)
     return order
+
+
+def lots_settle_due(lots: Iterable[Lot], *, now: datetime, limit: int = SETTLE_ON_READ_LIMIT) -> None:
+    """Settle the lots read that are past their end and not yet settled, as the
+    job would (the same service, under the same lock), and update their
+    ``status``: a lot read as ``sold`` then has its order.
+
+    Only a lot due and unsettled costs anything, and only until it is settled:
+    the check is on the rows already read.
+    """
+    due = [lot for lot in lots if lot.status not in LOT_OUTCOMES and now >= lot.ends_at][:limit]
+    if not due:
+        return
+    for lot in due:
+        try:
+            lot_settle(lot_id=lot.pk)
+        except DatabaseError:
+            # A lock wait timed out, say: this read shows the lot unsettled,
+            # the job (or the next read) settles it.
+            logger.warning("settling lot %s on read failed; the job settles it", lot.pk, exc_info=True)
+    statuses = dict(Lot.objects.filter(pk__in=[lot.pk for lot in due]).values_list("pk", "status"))
+    for lot in due:
+        lot.status = statuses.get(lot.pk, lot.status)
 
 
 def special_advance(*, special_id: int, now: datetime | None = None) -> str:
@@ -56,9 +88,10 @@ def special_advance(*, special_id: int, now: datetime | None = None) -> str:
     if Special.objects.filter(pk=special_id).exclude(status=status).update(status=status):
         event_record(f"special.{status}", actor="job", special=special)
     phase = status_by_time(now, preview_at=special.preview_at, starts_at=special.starts_at) or LotStatus.BIDDING
-    Lot.objects.filter(special_id=special_id, status__in=(LotStatus.UPCOMING, LotStatus.PREVIEW, LotStatus.BIDDING)).exclude(
-        status=phase
-    ).update(status=phase)
+    market_rows_update(
+        Lot.objects.filter(special_id=special_id, status__in=(LotStatus.UPCOMING, LotStatus.PREVIEW, LotStatus.BIDDING)).exclude(status=phase),
+        status=phase,
+    )
     if status == SpecialStatus.ENDED:
         special_deposits_settle(special_id=special_id, now=now)
     return status
