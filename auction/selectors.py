@@ -11,17 +11,29 @@ from auction.images import COVER_SPEC, cover_prefetch, gallery_prefetch, renditi
 from auction.models import AutoBid, Bid, Deposit, DepositScope, DepositStatus, Lot, LotImage, Special, SpecialStatus
 
 
-def _specials() -> QuerySet[Special]:
+def special_closes_at_expression() -> Greatest:
+    """When a special closes, for ``Special`` querysets: the later of its own
+    end and its last published lot's (anti-sniping and staggering move lots
+    past ``ends_at``). Only published lots count: nobody can bid on the others,
+    so an unpublished lot never keeps a special open. The one rule, used by
+    the catalog, deposits, the special's stored status and the admin panel."""
     published_lots = Q(lots__is_published=True)
+    return Greatest(
+        "ends_at", Coalesce(Max("lots__ends_at", filter=published_lots), "ends_at", output_field=DateTimeField())
+    )
+
+
+def special_closes_at(special: Special) -> datetime:
+    """When ``special`` closes (see ``special_closes_at_expression``)."""
+    return Special.objects.filter(pk=special.pk).annotate(closes_at=special_closes_at_expression()).values_list(
+        "closes_at", flat=True
+    ).get()
+
+
+def _specials() -> QuerySet[Special]:
     return (
         Special.objects.filter(is_published=True)
-        .annotate(
-            lot_count=Count("lots", filter=published_lots),
-            closes_at=Greatest(
-                "ends_at",
-                Coalesce(Max("lots__ends_at", filter=published_lots), "ends_at", output_field=DateTimeField()),
-            ),
-        )
+        .annotate(lot_count=Count("lots", filter=Q(lots__is_published=True)), closes_at=special_closes_at_expression())
         .prefetch_related(cover_prefetch())
     )
 

@@ -6,7 +6,7 @@ without leaving the page, and nothing here writes: these panels carry no
 form fields, so saving or publishing the page cannot touch what they show.
 """
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from wagtail.admin.panels import Panel
@@ -23,7 +23,7 @@ from auction.models import (
     SpecialStatus,
 )
 from auction.money import format_yuan
-from auction.selectors import mask_nickname
+from auction.selectors import mask_nickname, special_closes_at
 
 # The panel is a glance, not the ledger: the Deposits screen has the rest.
 DEPOSITS_SHOWN = 50
@@ -94,19 +94,16 @@ def special_market(*, page_id: int | None) -> dict:
     if special is None:
         return {"special": None}
     now = timezone.now()
-    lots = Lot.objects.filter(special=special)
-    lot_summary = lots.aggregate(
-        # Bidders only follow published lots, so only those keep the special open.
-        count=Count("id"), published=Count("id", filter=Q(is_published=True)), closes_at=Max("ends_at", filter=Q(is_published=True))
-    )
-    status = special.status_at(now, closes_at=lot_summary["closes_at"])
+    lot_summary = Lot.objects.filter(special=special).aggregate(count=Count("id"), published=Count("id", filter=Q(is_published=True)))
+    closes_at = special_closes_at(special)
+    status = special.status_at(now, closes_at=closes_at)
     held = Deposit.objects.filter(special=special, status=DepositStatus.HELD).aggregate(count=Count("id"), total=Sum("amount"))
     return {
         "special": special,
         "status_label": SpecialStatus(status).label,
         "lot_count": lot_summary["count"],
         "published_lot_count": lot_summary["published"],
-        "closes_at": max(special.ends_at, lot_summary["closes_at"] or special.ends_at),
+        "closes_at": closes_at,
         "deposits_held": held["count"],
         "deposits_held_total": format_yuan(held["total"] or 0),
         "deposit_counts": _counts_by_status(Deposit.objects.filter(special=special)),

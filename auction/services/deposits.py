@@ -4,7 +4,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from auction import signals
@@ -20,18 +19,13 @@ from auction.models import (
     User,
 )
 from auction.models.catalog import LOT_OUTCOMES
+from auction.selectors import special_closes_at
 from auction.services.events import event_record
 from auction.services.payment_rows import payment_open, refund_create
 
 
 class NoDepositNeeded(ValidationFailed):
     default_message = "No deposit is offered for this."
-
-
-def special_closes_at(special: Special) -> datetime:
-    """When the special's last lot ends (anti-sniping moves lots past ``ends_at``)."""
-    last_lot_end = Lot.objects.filter(special=special).aggregate(last=Max("ends_at"))["last"]
-    return max(special.ends_at, last_lot_end or special.ends_at)
 
 
 def _is_closed(deposit: Deposit, now: datetime) -> bool:

@@ -17,7 +17,8 @@ from django.utils import timezone
 from auction import signals
 from auction.models import Lot, LotStatus, Order, Special, SpecialStatus
 from auction.models.catalog import LOT_OUTCOMES, status_by_time
-from auction.services.deposits import lot_deposits_release, special_closes_at, special_deposits_settle
+from auction.selectors import special_closes_at
+from auction.services.deposits import lot_deposits_release, special_deposits_settle
 from auction.services.events import event_record
 from auction.services.market_rows import market_row_save, market_rows_update
 from auction.services.orders import order_create
