@@ -119,10 +119,11 @@ def lot_after_bid(request: HttpRequest, lot: Lot, now: datetime) -> dict:
 
 
 def order(request: HttpRequest, row) -> dict:
-    card = selectors.lot_card(lot_id=row.lot_id)
+    # From the order's own lot (orders_for_user loads them and their covers
+    # with the page), not the per-lot card cache: one lookup per row otherwise.
     return {
         "order_no": row.order_no,
-        "lot": {"id": row.lot_id, "title": card["title"], "cover": absolute(request, card["cover"])},
+        "lot": {"id": row.lot_id, "title": row.lot.title, "cover": image(request, row.lot.cover, COVER_SPEC)},
         "status": row.status,
         "price": row.price,
         "deposit_credit": row.deposit_credit,

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from auction import signals
 from auction.errors import NotFound, OrderNotPayable
+from auction.images import cover_prefetch
 from auction.models import (
     Deposit,
     DepositScope,
@@ -40,7 +41,9 @@ def order_number() -> str:
 
 
 def orders_for_user(*, user: User, status: str | None = None):
-    orders = Order.objects.filter(user=user).select_related("lot").order_by("-id")
+    # The lot's title and cover come with the page of orders: a fixed number of
+    # queries however many orders it holds, warm card cache or cold.
+    orders = Order.objects.filter(user=user).select_related("lot").prefetch_related(cover_prefetch("lot__cover")).order_by("-id")
     return orders.filter(status=status) if status else orders
 
 
