@@ -147,3 +147,41 @@ def test_stale_client_params_are_asked_for_again_with_the_same_number(client):
     again = a.post("/deposits", {"lot_id": lot.pk}).json()["payment"]
     assert again["out_trade_no"] == first["out_trade_no"]
     assert int(again["params"]["timeStamp"]) > int(stale["timeStamp"])
+
+
+# --- a special-wide and a lot deposit never cover the same lot ---
+
+
+def test_a_lot_deposit_is_refused_while_a_special_wide_one_is_pending_or_held(client):
+    special = SpecialFactory(deposit=5_000)
+    lot = LotFactory(special=special, deposit=1_000)
+    api = bidder(client)
+    assert api.post("/deposits", {"special_id": special.pk}).status_code == 201
+    pending = assert_error(api.post("/deposits", {"lot_id": lot.pk}), 409, "deposit_exists")
+    assert pending["detail"]["scope"] == "special" and pending["detail"]["status"] == "pending"
+    pay_deposit(api, special_id=special.pk)
+    held = assert_error(api.post("/deposits", {"lot_id": lot.pk}), 409, "deposit_exists")
+    assert held["detail"]["scope"] == "special" and held["detail"]["status"] == "held"
+    assert Deposit.objects.filter(user=api.user).count() == 1
+
+
+def test_a_special_wide_deposit_is_refused_while_a_lot_of_it_is_covered(client):
+    special = SpecialFactory(deposit=5_000)
+    lot = LotFactory(special=special, deposit=1_000)
+    api = bidder(client)
+    pay_deposit(api, lot_id=lot.pk)
+    refused = assert_error(api.post("/deposits", {"special_id": special.pk}), 409, "deposit_exists")
+    assert (refused["detail"]["scope"], refused["detail"]["lot_id"]) == ("lot", lot.pk)
+    # once that lot has ended, its deposit covers no more bidding: the special-wide one may be paid
+    hammer(lot)
+    assert api.post("/deposits", {"special_id": special.pk}).status_code == 201
+
+
+def test_a_special_wide_deposit_given_up_on_no_longer_stands_in_the_way(client):
+    special = SpecialFactory(deposit=5_000)
+    lot = LotFactory(special=special, deposit=1_000)
+    api = bidder(client)
+    first = api.post("/deposits", {"special_id": special.pk}).json()["deposit"]
+    Payment.objects.filter(deposit_id=first["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert api.post("/deposits", {"lot_id": lot.pk}).status_code == 201
+    assert Deposit.objects.get(pk=first["id"]).status == "cancelled"

@@ -136,3 +136,31 @@ def test_one_user_asking_for_a_deposit_from_many_threads_gets_one():
     assert not [r for r in results if isinstance(r, BaseException) and not isinstance(r, DepositExists)], results
     assert Deposit.objects.filter(user=user).count() == 1
     assert Payment.objects.count() == 1
+
+
+def test_a_special_wide_and_a_lot_deposit_asked_for_at_once_never_both_stand():
+    # On MariaDB two transactions really interleave here (READ COMMITTED, no
+    # gap locks): without the lock on the user's row both covering checks pass.
+    special = SpecialFactory(deposit=5_000)
+    lot = LotFactory(special=special, deposit=1_000)
+    rounds = 6
+    for _ in range(rounds):
+        user = UserFactory()
+
+        def ask(index: int, user=user):
+            if index == 0:
+                return deposit_request(user=user, special_id=special.pk)[0].pk
+            return deposit_request(user=user, lot_id=lot.pk)[0].pk
+
+        results = run_threads(2, ask)
+        assert not [r for r in results if isinstance(r, BaseException) and not isinstance(r, DepositExists)], results
+        assert sum(isinstance(r, DepositExists) for r in results) == 1, results
+        active = Deposit.objects.filter(user=user, status__in=("pending", "held"))
+        assert active.count() == 1, list(active.values_list("scope", "status"))
+        # paying what was made cannot bring the other in afterwards either
+        deposit = active.get()
+        payment_apply_success(out_trade_no=deposit.payment.out_trade_no, transaction_id=f"t-{deposit.payment.pk}", amount=deposit.amount)
+        other = {"lot_id": lot.pk} if deposit.scope == "special" else {"special_id": special.pk}
+        with pytest.raises(DepositExists):
+            deposit_request(user=user, **other)
+    assert Deposit.objects.filter(status="held").count() == rounds

@@ -62,33 +62,73 @@ def deposit_request(*, user: User, lot_id: int | None = None, special_id: int | 
         if not amount:
             raise NoDepositNeeded("This special offers no special-wide deposit.")
     key = Deposit.key_for(user_id=user.pk, scope=scope, special_id=special.pk, lot_id=lot.pk if lot else None)
-    if scope == DepositScope.LOT:
-        covering = Deposit.key_for(user_id=user.pk, scope=DepositScope.SPECIAL, special_id=special.pk, lot_id=None)
-        if Deposit.objects.filter(active_key=covering, status=DepositStatus.HELD).exists():
-            raise DepositExists("Your special-wide deposit already covers this lot.", scope=DepositScope.SPECIAL)
     for _ in range(3):
-        existing = Deposit.objects.filter(active_key=key).select_related("payment").first()
-        if existing is not None:
-            if existing.status == DepositStatus.HELD:
-                raise DepositExists(deposit_id=existing.pk)
-            if existing.payment.expires_at > now:
-                return existing, existing.payment, False
-            deposit_cancel(deposit_id=existing.pk, reason="payment window passed")
-            continue
         try:
             with transaction.atomic():
-                deposit = Deposit.objects.create(
-                    user=user, scope=scope, special=special, lot=lot, amount=amount, active_key=key
-                )
-                payment = payment_open(
-                    purpose=PaymentPurpose.DEPOSIT, user=user, amount=amount, deposit=deposit,
-                    expires_at=now + timedelta(seconds=settings.AUCTION_DEPOSIT_PAYMENT_SECONDS),
-                )
-                event_record("deposit.requested", actor="user", user=user, special=special, lot=lot, deposit=deposit, amount=amount)
-            return deposit, payment, True
+                # One request at a time decides a user's deposits: the user's
+                # row is locked before anything is read, so a special-wide and
+                # a lot deposit asked for at once cannot both pass the other's
+                # check (the unique active_key only guards the same scope).
+                User.objects.select_for_update().only("id").get(pk=user.pk)
+                existing = _active_in_the_way(user=user, scope=scope, special=special, key=key, now=now)
+                if existing is None:
+                    deposit = Deposit.objects.create(
+                        user=user, scope=scope, special=special, lot=lot, amount=amount, active_key=key
+                    )
+                    payment = payment_open(
+                        purpose=PaymentPurpose.DEPOSIT, user=user, amount=amount, deposit=deposit,
+                        expires_at=now + timedelta(seconds=settings.AUCTION_DEPOSIT_PAYMENT_SECONDS),
+                    )
+                    event_record("deposit.requested", actor="user", user=user, special=special, lot=lot, deposit=deposit, amount=amount)
+                    return deposit, payment, True
         except IntegrityError:
-            continue  # a concurrent request made it first: take theirs
+            continue  # made meanwhile without the lock (an older process): take theirs on the next turn
+        if existing.active_key == key and existing.status == DepositStatus.PENDING and existing.payment.expires_at > now:
+            return existing, existing.payment, False
+        if existing.status == DepositStatus.PENDING and existing.payment.expires_at <= now:
+            # Given up on: cancelled (its payment closed) outside the user's
+            # lock, which a success being applied to it may be waiting behind.
+            deposit_cancel(deposit_id=existing.pk, reason="payment window passed")
+            continue
+        raise _exists_error(existing, scope=scope)
     raise DepositExists()
+
+
+def _active_in_the_way(*, user: User, scope: str, special: Special, key: str, now: datetime) -> Deposit | None:
+    """The user's pending or held deposit that stops a new one for ``key``: the
+    same scope's, or one covering the same lots. A special-wide deposit covers
+    every lot of its special; a lot deposit is in its way while that lot is
+    still open (the winner's, held until the order is paid, covers no more bidding)."""
+    same = Deposit.objects.filter(active_key=key).select_related("payment").first()
+    if same is not None:
+        return same
+    if scope == DepositScope.LOT:
+        covering = Deposit.key_for(user_id=user.pk, scope=DepositScope.SPECIAL, special_id=special.pk, lot_id=None)
+        return Deposit.objects.filter(active_key=covering).select_related("payment").first()
+    return (
+        Deposit.objects.filter(
+            user=user, special=special, scope=DepositScope.LOT, status__in=(DepositStatus.PENDING, DepositStatus.HELD),
+            lot__ends_at__gt=now,
+        )
+        .exclude(lot__status__in=LOT_OUTCOMES)
+        .select_related("payment")
+        .order_by("pk")
+        .first()
+    )
+
+
+def _exists_error(existing: Deposit, *, scope: str) -> DepositExists:
+    if existing.scope == scope:
+        return DepositExists(deposit_id=existing.pk)
+    if existing.scope == DepositScope.SPECIAL:
+        message = "Your special-wide deposit already covers this lot." if existing.status == DepositStatus.HELD else (
+            "Your special-wide deposit covers this lot once it is paid."
+        )
+        return DepositExists(message, scope=DepositScope.SPECIAL, deposit_id=existing.pk, status=existing.status)
+    return DepositExists(
+        "You have a deposit for a lot of this special that is still open; a special-wide deposit would cover it twice.",
+        scope=DepositScope.LOT, deposit_id=existing.pk, lot_id=existing.lot_id, status=existing.status,
+    )
 
 
 def deposits_for_user(*, user: User, status: str | None = None):
