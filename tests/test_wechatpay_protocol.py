@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from auction.gateways.payments import GatewayError, gateway_for
+from auction.gateways.payments import GatewayError, PaidAtGateway, gateway_for
 from auction.gateways.wechatpay import WechatPayGateway, WechatPayNotConfigured, description_for
 from auction.gateways.wechatpay_client import SignatureRejected, WechatPayError
 from auction.gateways.wechatpay_notify import NotificationRejected, notification_verify_and_decrypt
@@ -163,6 +163,20 @@ def test_a_204_is_verified_too(fake, payment):
     assert fake.payments[payment.out_trade_no]["trade_state"] == "CLOSED"  # WeChat closed it; we did not believe the answer
     fake.answers_unsigned = False
     WechatPayGateway().close(payment)  # closing a closed order is fine
+
+
+def test_closing_a_paid_order_reports_the_payment_and_applies_nothing(fake, payment):
+    # given: the payer paid at WeChat, and no notification has come
+    WechatPayGateway().create(payment)
+    fake.pay(payment.out_trade_no)
+    # when: we close it, WeChat refuses (ORDERPAID)
+    with pytest.raises(PaidAtGateway) as paid:
+        WechatPayGateway().close(payment)
+    # then: the gateway says what WeChat reports; deciding what it means is payment_close's
+    record = fake.payments[payment.out_trade_no]
+    assert (paid.value.state.status, paid.value.state.transaction_id, paid.value.state.amount) == ("paid", record["transaction_id"], payment.amount)
+    payment.refresh_from_db()
+    assert payment.status == "created" and payment.transaction_id is None
 
 
 def test_errors_are_typed_with_status_and_code(fake, payment, settings):
