@@ -103,7 +103,7 @@ def payment(row) -> dict:
 
 def lot_after_bid(request: HttpRequest, lot: Lot, now: datetime) -> dict:
     """The locked market row plus the cached card: no further queries on the bid path."""
-    card = selectors.lot_card(lot_id=lot.pk)
+    card = selectors.lot_card(lot=lot)
     return {
         "id": lot.pk,
         "special_id": lot.special_id,
@@ -119,7 +119,7 @@ def lot_after_bid(request: HttpRequest, lot: Lot, now: datetime) -> dict:
 
 
 def order(request: HttpRequest, row) -> dict:
-    card = selectors.lot_card(lot_id=row.lot_id)
+    card = selectors.lot_card(lot=row.lot)
     return {
         "order_no": row.order_no,
         "lot": {"id": row.lot_id, "title": card["title"], "cover": absolute(request, card["cover"])},

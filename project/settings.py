@@ -171,12 +171,24 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # clear never takes the job queue with it (REDIS_URL keeps the broker).
 REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL", REDIS_URL)
 
+# A cache is never needed for correctness (project/cache.py): each call gives
+# Redis this long, and after a failure the process skips it for a while.
+AUCTION_CACHE_TIMEOUT_MS = env_int("AUCTION_CACHE_TIMEOUT_MS", 50)
+AUCTION_CACHE_BREAKER_SECONDS = env_int("AUCTION_CACHE_BREAKER_SECONDS", 5)
+# The same for a request that enqueues a job (jobs/schedules.py): with the
+# broker unreachable the sweep does the work a minute later.
+AUCTION_BROKER_TIMEOUT_MS = env_int("AUCTION_BROKER_TIMEOUT_MS", 200)
+# How long a process keeps a lot card it read from the shared cache (auction/selectors.py);
+# 0: every bid answer reads the shared cache (the fault tests use it, to reach Redis).
+AUCTION_LOT_CARD_LOCAL_SECONDS = float(os.environ.get("AUCTION_LOT_CARD_LOCAL_SECONDS", "60"))
+
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "project.cache.DegradingRedisCache",
             "LOCATION": REDIS_CACHE_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "auction"),
+            "OPTIONS": {"timeout_ms": AUCTION_CACHE_TIMEOUT_MS, "breaker_seconds": AUCTION_CACHE_BREAKER_SECONDS},
         }
     }
 else:
