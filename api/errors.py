@@ -120,4 +120,6 @@ def database_unavailable_response(request: HttpRequest, exc: Exception) -> HttpR
     _database_outage.failed(f"{request.method} {request.path}", exc)
     response = error_response(503, detail={"retry_after": DATABASE_RETRY_AFTER_SECONDS})
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    # Logged above, once per few seconds; not again by django.request per answer.
+    response._has_been_logged = True
     return response

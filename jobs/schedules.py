@@ -54,11 +54,12 @@ def order_expiry(order_id: int, deadline: datetime) -> Schedule:
     return once(f"order {order_id}: expire", "jobs.tasks.order_expire", deadline, order_id)
 
 
-def sweep_every_minute() -> Schedule:
-    schedule, _ = Schedule.objects.update_or_create(
-        name=SWEEP_NAME,
-        defaults={"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
-    )
+def sweep_every_minute(*, first_run: datetime | None = None) -> Schedule:
+    """``first_run``: when the next sweep is due (else it keeps its time)."""
+    defaults = {"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}
+    if first_run is not None:
+        defaults["next_run"] = first_run
+    schedule, _ = Schedule.objects.update_or_create(name=SWEEP_NAME, defaults=defaults)
     return schedule
 
 

@@ -246,6 +246,9 @@ AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 AUCTION_DEPOSIT_PAYMENT_SECONDS = env_int("AUCTION_DEPOSIT_PAYMENT_SECONDS", 900)
 AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
 AUCTION_LOGIN_RATE = os.environ.get("AUCTION_LOGIN_RATE", "120/m")
+# The sweep polls a refund the gateway took this long ago and nothing has
+# finished since (its poll task lost with a crashed cluster, say).
+AUCTION_REFUND_POLL_AFTER_SECONDS = env_int("AUCTION_REFUND_POLL_AFTER_SECONDS", 30)
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
 WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")
