@@ -119,6 +119,8 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))}
 DATABASE_ENGINE = DATABASES["default"]["ENGINE"]
+# A persistent connection idle this long is pinged before a request uses it (project/dbhealth.py).
+AUCTION_DB_IDLE_PING_SECONDS = float(os.environ.get("AUCTION_DB_IDLE_PING_SECONDS", "1"))
 
 if DATABASE_ENGINE == "django.db.backends.sqlite3":
     # A fresh clone has no var/ yet, and SQLite will not make the folder.

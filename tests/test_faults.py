@@ -406,6 +406,15 @@ def test_mariadb_killed_and_restarted_during_bidding_is_503_then_recovers_with_n
     (bid_count, current_price, leader_id), = mariadb_server.query(
         name, f"SELECT bid_count, current_price, leader_id FROM auction_lot WHERE id = {lot.pk}")
     assert_nothing_lost(lot.pk, war.accepted(), bids=bids, lot_row=(int(bid_count), int(current_price), int(leader_id)))
+    # and when MariaDB restarts while the workers are idle, their kept connections
+    # are dead: the first requests after are answered all the same (project/dbhealth.py)
+    mariadb_server.kill()
+    mariadb_server.start()
+    time.sleep(1.2)  # longer than AUCTION_DB_IDLE_PING_SECONDS
+    with httpx.Client(base_url=f"{url}/api/v1", trust_env=False, timeout=10) as client:
+        first_after = Counter(client.get(f"/lots/{lot.pk}").status_code for _ in range(6))
+    print(f"first requests after an idle restart: {dict(first_after)}")
+    assert first_after == {200: 6}, first_after
 
 
 # --- gunicorn workers -------------------------------------------------------------------------------------------
