@@ -12,12 +12,13 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from auction.models import Lot
+from auction.models import Lot, Refund
 from auction.services.catalog import Content, LotTerms, SpecialTerms, lot_publish, special_publish
 from jobs import schedules
 from project.cache import DegradingRedisCache
 from tests.conftest import assert_error
-from tests.market import bid, bidder, pay_deposit
+from tests.factories import LotFactory
+from tests.market import bid, bidder, hammer, pay_deposit, sweep_until_quiet
 from tests.servers import RedisServer, closed_port
 
 TIMEOUT_MS = 50
@@ -183,3 +184,28 @@ def test_a_database_outage_is_503_unavailable_with_retry_after(user_api, databas
     response = call(user_api)
     body = assert_error(response, 503, "unavailable")
     assert response["Retry-After"] == "2" and body["detail"] == {"retry_after": 2}
+
+
+@pytest.mark.django_db
+def test_a_request_whose_change_enqueues_a_job_is_answered_with_the_broker_down(
+    client, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given: the job queue on a Redis that is down, and a deposit paid after its lot ended
+    monkeypatch.setattr("django_q.conf.Conf.REDIS", f"redis://127.0.0.1:{closed_port()}/0")
+    monkeypatch.setattr(schedules, "_broker", None)
+    monkeypatch.setattr(schedules, "_breaker", schedules.Breaker("job broker (Redis)", 5))
+    lot = LotFactory(deposit=50_000)
+    a = bidder(client)
+    payment = a.post("/deposits", {"lot_id": lot.pk}).json()["payment"]
+    hammer(lot)
+    # when: the payment succeeds, which refunds the deposit and enqueues the refund's submission
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        paid = a.post(f"/payments/sandbox/{payment['out_trade_no']}/succeed")
+    # then: answered, the refund waits for the sweep, which does it
+    assert paid.status_code == 200, paid.content
+    assert callbacks, "nothing was enqueued: the test no longer reaches the broker"
+    refund = Refund.objects.get(payment__deposit__user=a.user)
+    assert refund.status == "pending"
+    sweep_until_quiet()
+    refund.refresh_from_db()
+    assert refund.status == "succeeded"
