@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 # error and a failed ping), so the request after the outage connects afresh.
 DATABASE_RETRY_AFTER_SECONDS = 2
 # One log line per few seconds of outage, not one per request.
-_database_outage = Breaker("database", 5)
+_database_outage = Breaker("database", 5, then="answering 503 until it is back (logged again after {seconds:.0f} s)")
 
 STATUS_CODES = {
     400: ("bad_request", "The request could not be read."),

@@ -39,9 +39,10 @@ class Breaker:
     its threads, so each process finds out for itself (one call per period)
     that the service is back."""
 
-    def __init__(self, name: str, seconds: float):
+    def __init__(self, name: str, seconds: float, *, then: str = "skipping it for {seconds:.0f} s"):
         self.name = name
         self.seconds = seconds
+        self.then = then
         self._open_until = 0.0
         self._lock = threading.Lock()
 
@@ -54,8 +55,8 @@ class Breaker:
             self._open_until = time.monotonic() + self.seconds
         if not already_open:
             logger.warning(
-                "%s: %s failed (%s: %s); skipping it for %.0f s",
-                self.name, operation, type(error).__name__, error, self.seconds,
+                "%s: %s failed (%s: %s); %s",
+                self.name, operation, type(error).__name__, error, self.then.format(seconds=self.seconds),
             )
 
 
