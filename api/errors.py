@@ -3,14 +3,23 @@
 import logging
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from auction.errors import DomainError
 from auction.gateways.payments import GatewayError
+from project.cache import Breaker
 
 logger = logging.getLogger(__name__)
+
+# The database restarting or failing over: a moment, not a bug. Django drops
+# the broken connection when the request ends (close_old_connections sees the
+# error and a failed ping), so the request after the outage connects afresh.
+DATABASE_RETRY_AFTER_SECONDS = 2
+# One log line per few seconds of outage, not one per request.
+_database_outage = Breaker("database", 5, then="answering 503 until it is back (logged again after {seconds:.0f} s)")
 
 STATUS_CODES = {
     400: ("bad_request", "The request could not be read."),
@@ -94,8 +103,23 @@ def install(api: NinjaAPI) -> None:
         logger.warning("payment gateway error on %s %s: %s", request.method, request.path, exc)
         return error_response(503, "gateway_unavailable", "The payment service is not answering; try again shortly.")
 
+    @api.exception_handler(OperationalError)
+    @api.exception_handler(InterfaceError)
+    def database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return database_unavailable_response(request, exc)
+
     @api.exception_handler(Exception)
     def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         # Logged in full for us; the client sees the contract's shape only.
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500)
+
+
+def database_unavailable_response(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """503 ``unavailable`` with Retry-After: MariaDB down, restarting or unreachable."""
+    _database_outage.failed(f"{request.method} {request.path}", exc)
+    response = error_response(503, detail={"retry_after": DATABASE_RETRY_AFTER_SECONDS})
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    # Logged above, once per few seconds; not again by django.request per answer.
+    response._has_been_logged = True
+    return response

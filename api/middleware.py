@@ -9,8 +9,9 @@ Content-Length, is set here at a twentieth of its cost per request.
 """
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
-from api.errors import error_response
+from api.errors import database_unavailable_response, error_response
 
 
 class ContractErrorMiddleware:
@@ -29,3 +30,9 @@ class ContractErrorMiddleware:
         if not response.streaming and not response.has_header("Content-Length"):
             response.headers["Content-Length"] = str(len(response.content))
         return response
+
+    def process_exception(self, request, exception):
+        # A view's database error that Ninja's handlers did not see (api/errors.py has theirs).
+        if request.path.startswith(settings.API_PATH_PREFIX) and isinstance(exception, (OperationalError, InterfaceError)):
+            return database_unavailable_response(request, exception)
+        return None

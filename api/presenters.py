@@ -103,7 +103,7 @@ def payment(row) -> dict:
 
 def lot_after_bid(request: HttpRequest, lot: Lot, now: datetime) -> dict:
     """The locked market row plus the cached card: no further queries on the bid path."""
-    card = selectors.lot_card(lot_id=lot.pk)
+    card = selectors.lot_card(lot=lot)
     return {
         "id": lot.pk,
         "special_id": lot.special_id,

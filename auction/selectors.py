@@ -3,6 +3,7 @@
 import time
 from datetime import datetime
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, DateTimeField, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
@@ -85,43 +86,50 @@ def lot_is_visible(*, lot_id: int) -> bool:
     return Lot.objects.filter(pk=lot_id, is_published=True, special__is_published=True).exists()
 
 
-def lot_card_cache_key(lot_id: int) -> str:
-    return f"lot-card:{lot_id}"
+def lot_card_cache_key(lot_id: int, content_version: int) -> str:
+    return f"lot-card:{lot_id}:{content_version}"
 
 
-# A hot lot answers hundreds of bids a second with its card, so each process
-# also keeps cards for a few seconds in front of the shared cache: an editor's
-# new title or cover reaches bid answers that much later (pages and lists read
-# the database). A cache only; no process needs another's copy.
-LOCAL_CARD_SECONDS = 5.0
+# A hot lot answers hundreds of bids a second with its card. The shared cache
+# (Redis in production) holds each card under the lot's content_version, and
+# each process keeps the cards it used in front of it: a card for a given
+# version never changes (publishing moves the version), so neither copy can
+# be stale for the row a request read, and no process needs another's memory.
+# The bound on age only covers what changes a card outside publishing (an
+# image deleted under it).
+LOCAL_CARD_SECONDS = settings.AUCTION_LOT_CARD_LOCAL_SECONDS
+SHARED_CARD_SECONDS = 3600
 _LOCAL_CARD_LIMIT = 10_000
-_local_cards: dict[int, tuple[float, dict]] = {}
+_local_cards: dict[tuple[int, int], tuple[float, dict]] = {}
 
 
-def lot_card(*, lot_id: int) -> dict:
-    """Title and cover of a lot, cached: the bid path answers with them on every bid."""
+def lot_card(*, lot: Lot) -> dict:
+    """Title and cover of a lot at its ``content_version`` (loaded with it):
+    the bid path answers with them on every bid. A cache that fails is a miss
+    (project/cache.py), so the answer never depends on Redis."""
+    key = (lot.pk, lot.content_version)
     now = time.monotonic()
-    local = _local_cards.get(lot_id)
+    local = _local_cards.get(key)
     if local is not None and local[0] > now:
         return local[1]
-    card = cache.get(lot_card_cache_key(lot_id))
+    shared_key = lot_card_cache_key(*key)
+    card = cache.get(shared_key)
     if card is None:
-        lot = Lot.objects.select_related("cover").only("title", "cover").get(pk=lot_id)
-        card = {"title": lot.title, "cover": rendition_of(lot.cover, COVER_SPEC)}
-        cache.set(lot_card_cache_key(lot_id), card, timeout=300)
+        row = Lot.objects.select_related("cover").only("title", "cover", "content_version").get(pk=lot.pk)
+        card = {"title": row.title, "cover": rendition_of(row.cover, COVER_SPEC)}
+        if row.content_version != lot.content_version:
+            # Published again since the caller read the lot: this card is the
+            # newer one's, and is cached under the version it was read with.
+            key, shared_key = (lot.pk, row.content_version), lot_card_cache_key(lot.pk, row.content_version)
+        cache.set(shared_key, card, timeout=SHARED_CARD_SECONDS)
     if len(_local_cards) >= _LOCAL_CARD_LIMIT:
         _local_cards.clear()
-    _local_cards[lot_id] = (now + LOCAL_CARD_SECONDS, card)
+    _local_cards[key] = (now + LOCAL_CARD_SECONDS, card)
     return card
 
 
-def lot_card_forget(lot_id: int) -> None:
-    """After an edit: this process shows the new card at once, others within seconds."""
-    _local_cards.pop(lot_id, None)
-    cache.delete(lot_card_cache_key(lot_id))
-
-
 def lot_cards_forget_local() -> None:
+    """For tests: lot ids come back after a rollback, with content_version 0."""
     _local_cards.clear()
 
 

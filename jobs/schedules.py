@@ -5,11 +5,19 @@ steps prompt; they are replaced when the time they wait for moves. The sweep
 every minute makes them certain.
 """
 
+import logging
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
+from django_q.brokers.redis_broker import Redis as RedisBroker
+from django_q.conf import Conf
 from django_q.models import Schedule
 from django_q.tasks import async_task
+
+from project.cache import Breaker
+
+logger = logging.getLogger(__name__)
 
 SWEEP_NAME = "sweep: reconcile everything due"
 
@@ -46,11 +54,12 @@ def order_expiry(order_id: int, deadline: datetime) -> Schedule:
     return once(f"order {order_id}: expire", "jobs.tasks.order_expire", deadline, order_id)
 
 
-def sweep_every_minute() -> Schedule:
-    schedule, _ = Schedule.objects.update_or_create(
-        name=SWEEP_NAME,
-        defaults={"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
-    )
+def sweep_every_minute(*, first_run: datetime | None = None) -> Schedule:
+    """``first_run``: when the next sweep is due (else it keeps its time)."""
+    defaults = {"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}
+    if first_run is not None:
+        defaults["next_run"] = first_run
+    schedule, _ = Schedule.objects.update_or_create(name=SWEEP_NAME, defaults=defaults)
     return schedule
 
 
@@ -58,4 +67,50 @@ def now_after_commit(func: str, *args) -> None:
     """Enqueue once the transaction commits: a worker must see what it is told about."""
     from django.db import transaction
 
-    transaction.on_commit(lambda: async_task(func, *args))
+    transaction.on_commit(lambda: enqueue(func, *args))
+
+
+class _QuickRedisBroker(RedisBroker):
+    """The cluster's Redis queue, reached with short timeouts: it is only
+    pushed to from here, never popped (the cluster's own broker blocks on pops)."""
+
+    @staticmethod
+    def get_connection(list_key: str | None = None):
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        timeout = settings.AUCTION_BROKER_TIMEOUT_MS / 1000
+        return redis.from_url(
+            Conf.REDIS, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
+
+
+_broker: RedisBroker | None = None
+_breaker = Breaker("job broker (Redis)", settings.AUCTION_CACHE_BREAKER_SECONDS)
+
+
+def _quick_broker():
+    global _broker
+    if not isinstance(Conf.REDIS, str) or not Conf.REDIS:
+        return None  # the database broker: its rows are written like any other
+    if _broker is None:
+        _broker = _QuickRedisBroker(list_key=Conf.CLUSTER_NAME)
+    return _broker
+
+
+def enqueue(func: str, *args) -> None:
+    """A task for the cluster now, or, with the broker unreachable, at the next
+    sweep (auction/services/reconcile.py does everything these tasks do): a
+    request that already committed its change must not fail for a queue."""
+    if _breaker.is_open():
+        logger.warning("job broker skipped: %s%r left to the sweep", func, args)
+        return
+    try:
+        broker = _quick_broker()
+        if broker is None:
+            async_task(func, *args)
+        else:
+            async_task(func, *args, broker=broker)
+    except Exception as error:  # noqa: BLE001  (Redis down or hung, or any broker failure)
+        _breaker.failed(f"enqueue {func}{args!r}", error)

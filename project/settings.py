@@ -119,6 +119,8 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))}
 DATABASE_ENGINE = DATABASES["default"]["ENGINE"]
+# A persistent connection idle this long is pinged before a request uses it (project/dbhealth.py).
+AUCTION_DB_IDLE_PING_SECONDS = float(os.environ.get("AUCTION_DB_IDLE_PING_SECONDS", "1"))
 
 if DATABASE_ENGINE == "django.db.backends.sqlite3":
     # A fresh clone has no var/ yet, and SQLite will not make the folder.
@@ -171,12 +173,24 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # clear never takes the job queue with it (REDIS_URL keeps the broker).
 REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL", REDIS_URL)
 
+# A cache is never needed for correctness (project/cache.py): each call gives
+# Redis this long, and after a failure the process skips it for a while.
+AUCTION_CACHE_TIMEOUT_MS = env_int("AUCTION_CACHE_TIMEOUT_MS", 50)
+AUCTION_CACHE_BREAKER_SECONDS = env_int("AUCTION_CACHE_BREAKER_SECONDS", 5)
+# The same for a request that enqueues a job (jobs/schedules.py): with the
+# broker unreachable the sweep does the work a minute later.
+AUCTION_BROKER_TIMEOUT_MS = env_int("AUCTION_BROKER_TIMEOUT_MS", 200)
+# How long a process keeps a lot card it read from the shared cache (auction/selectors.py);
+# 0: every bid answer reads the shared cache (the fault tests use it, to reach Redis).
+AUCTION_LOT_CARD_LOCAL_SECONDS = float(os.environ.get("AUCTION_LOT_CARD_LOCAL_SECONDS", "60"))
+
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "project.cache.DegradingRedisCache",
             "LOCATION": REDIS_CACHE_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "auction"),
+            "OPTIONS": {"timeout_ms": AUCTION_CACHE_TIMEOUT_MS, "breaker_seconds": AUCTION_CACHE_BREAKER_SECONDS},
         }
     }
 else:
@@ -234,6 +248,9 @@ AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 AUCTION_DEPOSIT_PAYMENT_SECONDS = env_int("AUCTION_DEPOSIT_PAYMENT_SECONDS", 900)
 AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
 AUCTION_LOGIN_RATE = os.environ.get("AUCTION_LOGIN_RATE", "120/m")
+# The sweep polls a refund the gateway took this long ago and nothing has
+# finished since (its poll task lost with a crashed cluster, say).
+AUCTION_REFUND_POLL_AFTER_SECONDS = env_int("AUCTION_REFUND_POLL_AFTER_SECONDS", 30)
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
 WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")

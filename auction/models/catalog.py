@@ -120,6 +120,10 @@ class Lot(CatalogEntry):
     )
     bid_count = models.PositiveIntegerField(default=0)
     version = models.PositiveBigIntegerField(default=0, help_text="Bumped by every change of market state.")
+    # Bids answer with the lot's title and cover from a cache keyed by this
+    # (auction/selectors.py: lot_card), so no process ever shows a card older
+    # than the row it read; bids do not move it, so a bid never misses the cache.
+    content_version = models.PositiveIntegerField(default=0, help_text="Bumped by every publish of the lot's content.")
 
     class Meta:
         ordering = ["special_id", "position", "id"]

@@ -11,12 +11,12 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from auction import signals
 from auction.models import Lot, LotImage, Special
 from auction.money import MAX_FEN, format_yuan
-from auction.selectors import lot_card_forget
 from auction.services.market_rows import market_row_save, market_rows_update
 
 
@@ -227,7 +227,9 @@ def lot_publish(
         lot.save()
         signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     else:
-        fields = ["title", "description", "cover", "is_published", "updated_at"]
+        # A new content version: no cache shows the old title or cover (selectors.lot_card).
+        lot.content_version += 1
+        fields = ["title", "description", "cover", "is_published", "content_version", "updated_at"]
         if special.is_bidding_opened(now):
             refused = _frozen_changes(lot, terms, LOT_TERM_LABELS, special.starts_at)
         else:
@@ -245,7 +247,6 @@ def lot_publish(
         if "ends_at" in fields:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     _replace_images(lot, content.image_ids)
-    transaction.on_commit(lambda: lot_card_forget(lot.pk))
     return PublishResult(row=lot, created=created, refused_terms=refused)
 
 
@@ -262,4 +263,6 @@ def _replace_images(lot: Lot, image_ids: tuple[int, ...]) -> None:
 def catalog_unpublish(*, page_id: int) -> None:
     """Hide a special or lot from the catalog; its market rows and bids stay."""
     Special.objects.filter(page_id=page_id).update(is_published=False, updated_at=timezone.now())
-    market_rows_update(Lot.objects.filter(page_id=page_id), is_published=False, updated_at=timezone.now())
+    market_rows_update(
+        Lot.objects.filter(page_id=page_id), is_published=False, content_version=F("content_version") + 1, updated_at=timezone.now()
+    )

@@ -21,7 +21,7 @@ from auction.services.tokens import TOKEN_USER_JOIN_SQL, TokenKey, token_join_pa
 
 LOT_MARKET_COLUMNS = (
     "special_id", "is_published", "status", "ends_at", "start_price", "reserve_price", "deposit", "increment",
-    "current_price", "leader_id", "bid_count", "version",
+    "current_price", "leader_id", "bid_count", "version", "content_version",
 )
 SPECIAL_TERM_COLUMNS = ("is_published", "starts_at", "extension_seconds")
 

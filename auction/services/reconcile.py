@@ -9,6 +9,7 @@ failure is logged and the rest still runs.
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -39,7 +40,7 @@ from auction.services.settlement import lot_settle, special_advance
 logger = logging.getLogger(__name__)
 
 # Leave a fresh refund to its own job and notification before polling it.
-REFUND_POLL_AFTER = timedelta(seconds=30)
+REFUND_POLL_AFTER = timedelta(seconds=settings.AUCTION_REFUND_POLL_AFTER_SECONDS)
 BATCH = 200
 
 

@@ -38,9 +38,14 @@ class Command(BaseCommand):
         parser.add_argument("--tick", type=float, default=2.0, help="seconds between looks at due schedules")
 
     def handle(self, *args, **options) -> None:
+        from django.utils import timezone
+
         from jobs.schedules import sweep_every_minute
 
-        sweep_every_minute()
+        # A cluster that starts sweeps at once: after a crash, the tasks it
+        # had taken off the queue and never finished are done now, not at the
+        # next minute.
+        sweep_every_minute(first_run=timezone.now())
         # The cluster forks its processes from this one: none may inherit (and
         # later close) this process's database connection, and no thread may
         # be running yet when it forks.
