@@ -12,6 +12,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 SWEEP_NAME = "sweep: reconcile everything due"
+TOKENS_PURGE_NAME = "tokens: purge expired and revoked"
 
 
 def once(name: str, func: str, when: datetime, *args) -> Schedule:
@@ -52,6 +53,20 @@ def sweep_every_minute() -> Schedule:
         defaults={"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
     )
     return schedule
+
+
+def tokens_purge_daily() -> Schedule:
+    schedule, _ = Schedule.objects.update_or_create(
+        name=TOKENS_PURGE_NAME,
+        defaults={"func": "jobs.tasks.tokens_purge", "schedule_type": Schedule.DAILY, "repeats": -1},
+    )
+    return schedule
+
+
+def periodic() -> None:
+    """Every periodic schedule: written by migrate and again at cluster start."""
+    sweep_every_minute()
+    tokens_purge_daily()
 
 
 def now_after_commit(func: str, *args) -> None:

@@ -233,6 +233,10 @@ AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 # A deposit's payment stays open this long; then the deposit is cancelled.
 AUCTION_DEPOSIT_PAYMENT_SECONDS = env_int("AUCTION_DEPOSIT_PAYMENT_SECONDS", 900)
 AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
+# Live tokens per user (phones, re-installs): a new login revokes the oldest beyond it.
+AUCTION_TOKENS_PER_USER = env_int("AUCTION_TOKENS_PER_USER", 10)
+# The daily purge deletes expired tokens, and revoked ones after this long.
+AUCTION_TOKEN_REVOKED_KEEP_SECONDS = env_int("AUCTION_TOKEN_REVOKED_KEEP_SECONDS", 7 * 86400)
 AUCTION_LOGIN_RATE = os.environ.get("AUCTION_LOGIN_RATE", "120/m")
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")

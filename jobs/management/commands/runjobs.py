@@ -38,9 +38,9 @@ class Command(BaseCommand):
         parser.add_argument("--tick", type=float, default=2.0, help="seconds between looks at due schedules")
 
     def handle(self, *args, **options) -> None:
-        from jobs.schedules import sweep_every_minute
+        from jobs.schedules import periodic
 
-        sweep_every_minute()
+        periodic()
         # The cluster forks its processes from this one: none may inherit (and
         # later close) this process's database connection, and no thread may
         # be running yet when it forks.
