@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
-from ninja.throttling import AnonRateThrottle
 
+from api import throttling
 from api.schemas import ErrorOut, UserOut
 from api.security import LiveBearerToken
 from auction.errors import SandboxOff
@@ -10,7 +10,6 @@ from auction.services.accounts import user_from_openid, user_login_wechat
 from auction.services.tokens import token_issue, token_revoke
 
 router = Router(tags=["login"])
-login_throttle = AnonRateThrottle(settings.AUCTION_LOGIN_RATE)
 
 
 class WechatLoginIn(Schema):
@@ -34,7 +33,7 @@ def _login(user, *, via_sandbox: bool = False) -> dict:
 @router.post(
     "/wechat",
     response={200: LoginOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut, 503: ErrorOut},
-    throttle=[login_throttle],
+    throttle=[throttling.logins],
     summary="Log in with a wx.login code",
 )
 def login_wechat(request: HttpRequest, payload: WechatLoginIn):
@@ -44,7 +43,7 @@ def login_wechat(request: HttpRequest, payload: WechatLoginIn):
 @router.post(
     "/sandbox",
     response={200: LoginOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut},
-    throttle=[login_throttle],
+    throttle=[throttling.logins],
     summary="Log in as any openid (sandbox only)",
 )
 def login_sandbox(request: HttpRequest, payload: SandboxLoginIn):

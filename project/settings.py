@@ -1,7 +1,7 @@
 """Settings, read from the environment only (CONTRACT.md, Operations).
 
 With nothing set this is the embedded default: SQLite in ``var/``, the
-database as Django-Q2's broker, a local-memory cache, the payment sandbox on.
+database as Django-Q2's broker and as the cache, the payment sandbox on.
 ``DATABASE_URL=mysql://...`` and ``REDIS_URL=redis://...`` switch to the
 production engines; ``DJANGO_DEBUG=0`` switches on every deploy safeguard.
 """
@@ -180,7 +180,18 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # In the database, not in process memory: the web workers and the job
+    # process share throttle counters and lot cards. migrate creates the
+    # table (auction/apps.py).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "auction_cache",
+            # Culling (past MAX_ENTRIES) drops live entries too: throttle
+            # counters among them. Expired ones go first.
+            "OPTIONS": {"MAX_ENTRIES": env_int("AUCTION_DATABASE_CACHE_MAX_ENTRIES", 20_000)},
+        }
+    }
 
 Q_CLUSTER = {
     "name": os.environ.get("Q_CLUSTER_NAME", "auction"),
@@ -237,7 +248,22 @@ AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
 AUCTION_TOKENS_PER_USER = env_int("AUCTION_TOKENS_PER_USER", 10)
 # The daily purge deletes expired tokens, and revoked ones after this long.
 AUCTION_TOKEN_REVOKED_KEEP_SECONDS = env_int("AUCTION_TOKEN_REVOKED_KEEP_SECONDS", 7 * 86400)
-AUCTION_LOGIN_RATE = os.environ.get("AUCTION_LOGIN_RATE", "120/m")
+
+# --- Limits (api/throttling.py) --------------------------------------------
+# Requests per window, "N/[k](s|m|h|d)"; empty: no limit. Per user: a bidding
+# war at human speed (a bid a second) stays far below these; a script does not.
+AUCTION_THROTTLE_BID = os.environ.get("AUCTION_THROTTLE_BID", "30/10s")
+AUCTION_THROTTLE_AUTO_BID = os.environ.get("AUCTION_THROTTLE_AUTO_BID", "30/m")
+AUCTION_THROTTLE_DEPOSIT = os.environ.get("AUCTION_THROTTLE_DEPOSIT", "30/m")
+AUCTION_THROTTLE_COUPON_CLAIM = os.environ.get("AUCTION_THROTTLE_COUPON_CLAIM", "30/m")
+AUCTION_THROTTLE_PAY = os.environ.get("AUCTION_THROTTLE_PAY", "30/m")
+AUCTION_THROTTLE_QUOTE = os.environ.get("AUCTION_THROTTLE_QUOTE", "60/m")
+# Per client IP, loosely: a mobile carrier puts thousands of users behind one address.
+AUCTION_THROTTLE_LOGIN_IP = os.environ.get("AUCTION_THROTTLE_LOGIN_IP") or os.environ.get("AUCTION_LOGIN_RATE", "300/m")
+AUCTION_THROTTLE_ANONYMOUS_READ_IP = os.environ.get("AUCTION_THROTTLE_ANONYMOUS_READ_IP", "3000/m")
+# How many proxies of ours stand in front (nginx: 1). The client's address is
+# the n-th entry from the right of X-Forwarded-For; 0: REMOTE_ADDR (no proxy).
+AUCTION_NUM_PROXIES = env_int("AUCTION_NUM_PROXIES", 0)
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
 WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")
