@@ -8,6 +8,7 @@ production engines; ``DJANGO_DEBUG=0`` switches on every deploy safeguard.
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "modelcluster",
     "taggit",
     "django_q",
+    "axes",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a locked-out login into its refusal (HTTP 429).
+    "axes.middleware.AxesMiddleware",
 ]
 # /api/ is served by its own handler (project/wsgi.py) with only these: it
 # authenticates by bearer token, so sessions, CSRF, users, messages and frame
@@ -157,6 +161,9 @@ elif DATABASE_ENGINE == "django.db.backends.mysql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "auction.User"
 
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -217,6 +224,20 @@ TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
 WAGTAIL_I18N_ENABLED = False
+
+# --- Admin login lockout (django-axes) -------------------------------------
+# Both admin logins (Wagtail's /admin/, Django's /django-admin/) go through
+# django.contrib.auth's authenticate: after AXES_FAILURE_LIMIT wrong passwords
+# for one username from one client IP, that pair is refused, the right
+# password too, for AXES_COOLOFF_MINUTES. Ops unlock with
+# `manage.py axes_reset_username NAME` (README, Operations). Failures are rows
+# in the database, so every worker counts together. /api/ has no passwords.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client's address from our proxy only (AUCTION_NUM_PROXIES), as the throttles take it.
+AXES_CLIENT_IP_CALLABLE = "project.client_ip.client_ip"
 
 # --- Static and media -------------------------------------------------------
 
