@@ -15,7 +15,7 @@ from django.test import RequestFactory
 from api import throttling
 from api.bid_route import BidRouteMiddleware
 from project.client_ip import client_ip
-from tests.conftest import ApiClient, assert_error
+from tests.conftest import assert_error
 from tests.factories import LotFactory
 from tests.market import bid, bidder, pay_deposit
 
