@@ -239,3 +239,24 @@ def test_two_processes_count_together():
         waits += json.loads(result.stdout.strip().splitlines()[-1])
     assert waits[:30] == [None] * 30
     assert waits[30:] == [50.0] * 10
+
+
+@pytest.mark.django_db
+def test_a_dropped_redis_connection_costs_one_uncounted_request_then_counts_again(settings):
+    import redis
+    from django.core.cache import caches
+
+    # Our own Redis database (4), whatever this run's cache is; only our connection is dropped.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:6379/4", "KEY_PREFIX": "throttle-reconnect-test"}}
+    caches["default"].clear()
+    assert [throttling.window_hit("reconnect", rate="2/m") for _ in range(3)][:2] == [None, None]
+    connection = throttling._redis_connection(caches["default"])
+    connection.send_command("CLIENT", "ID")
+    redis.Redis.from_url("redis://127.0.0.1:6379/4").client_kill_filter(_id=connection.read_response())
+
+    after = [throttling.window_hit("reconnect", rate="2/m") for _ in range(3)]
+
+    assert after[0] is None  # let through while the connection was gone
+    assert all(wait is not None and wait > 0 for wait in after[1:])  # counted again, over the limit
+    caches["default"].clear()
