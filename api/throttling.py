@@ -9,8 +9,9 @@ default (project/settings.py).
 
 A fixed window per key: the window's number is in the key, so a counter
 never needs resetting, only expiring. On Redis one hit is one command (a
-script: INCR, and EXPIRE when the window is new); elsewhere ``cache.incr``,
-then ``cache.add`` when the window is new. A cache that fails lets the request through: a throttle is
+script: INCR, and EXPIRE when the window is new); on the embedded default's
+database cache (SQLite) one upsert; elsewhere ``cache.incr``, then
+``cache.add`` when the window is new. A cache that fails lets the request through: a throttle is
 a guard, and the database answers the request whatever the cache does.
 """
 
@@ -18,13 +19,17 @@ import logging
 import re
 import threading
 import time
+from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja.throttling import BaseThrottle
 
 from auction.models import User
@@ -66,8 +71,39 @@ def _redis_connection(cache: RedisCache):
     return connection
 
 
+# The embedded default's cache is a table (django.core.cache.backends.db); its
+# incr is a read, a count of the table and a write. One upsert instead,
+# expired rows starting again at 1. The value column holds the count as text:
+# only this function reads these keys, and the cache's own cull and clear
+# delete them like any row.
+_SQLITE_HIT = """
+INSERT INTO {table} (cache_key, value, expires) VALUES (%s, '1', %s)
+ON CONFLICT (cache_key) DO UPDATE SET
+  value = CASE WHEN expires > %s THEN CAST(value AS INTEGER) + 1 ELSE 1 END,
+  expires = CASE WHEN expires > %s THEN expires ELSE excluded.expires END
+RETURNING value
+"""
+
+
+def _sqlite_count(cache: DatabaseCache, key: str, timeout: int) -> int | None:
+    connection = connections[router.db_for_write(cache.cache_model_class)]
+    if connection.vendor != "sqlite":
+        return None
+    now = timezone.now().replace(microsecond=0)
+    expires = connection.ops.adapt_datetimefield_value(now + timedelta(seconds=timeout))
+    now = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(_SQLITE_HIT.format(table=connection.ops.quote_name(cache._table)),
+                       [cache.make_and_validate_key(key), expires, now, now])
+        return int(cursor.fetchone()[0])
+
+
 def _count(key: str, timeout: int) -> int:
     cache = caches["default"]
+    if isinstance(cache, DatabaseCache):
+        count = _sqlite_count(cache, key, timeout)
+        if count is not None:
+            return count
     if isinstance(cache, RedisCache):
         connection = _redis_connection(cache)
         try:

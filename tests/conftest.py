@@ -26,11 +26,19 @@ def clear_cache(request):
     )
     if reachable:
         cache.clear()
+    _clear_renditions()
     lot_cards_forget_local()
     yield
     if reachable:
         cache.clear()
+    _clear_renditions()
     lot_cards_forget_local()
+
+
+def _clear_renditions() -> None:
+    # Rendition ids come back after a rollback too (the embedded default keeps them in memory).
+    if "renditions" in settings.CACHES:
+        caches["renditions"].clear()
 
 
 class ApiClientHandler(ApiMiddlewareChain, ClientHandler):
