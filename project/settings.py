@@ -193,7 +193,7 @@ else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-            "LOCATION": "auction_cache",
+            "LOCATION": "django_cache",
             # Culling (past MAX_ENTRIES) drops live entries too: throttle
             # counters among them. Expired ones go first.
             "OPTIONS": {"MAX_ENTRIES": env_int("AUCTION_DATABASE_CACHE_MAX_ENTRIES", 20_000)},
