@@ -1,15 +1,15 @@
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
-from ninja.throttling import AnonRateThrottle
+from ninja import Field, Router, Schema, Status
 
+from api import throttling
 from api.schemas import ErrorOut, UserOut
+from api.security import LiveBearerToken
 from auction.errors import SandboxOff
 from auction.services.accounts import user_from_openid, user_login_wechat
-from auction.services.tokens import token_issue
+from auction.services.tokens import token_issue, token_revoke
 
 router = Router(tags=["login"])
-login_throttle = AnonRateThrottle(settings.AUCTION_LOGIN_RATE)
 
 
 class WechatLoginIn(Schema):
@@ -26,14 +26,14 @@ class LoginOut(Schema):
     user: UserOut
 
 
-def _login(user) -> dict:
-    return {"token": token_issue(user=user), "user": user}
+def _login(user, *, via_sandbox: bool = False) -> dict:
+    return {"token": token_issue(user=user, via_sandbox=via_sandbox), "user": user}
 
 
 @router.post(
     "/wechat",
     response={200: LoginOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut, 503: ErrorOut},
-    throttle=[login_throttle],
+    throttle=[throttling.logins],
     summary="Log in with a wx.login code",
 )
 def login_wechat(request: HttpRequest, payload: WechatLoginIn):
@@ -43,10 +43,16 @@ def login_wechat(request: HttpRequest, payload: WechatLoginIn):
 @router.post(
     "/sandbox",
     response={200: LoginOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut},
-    throttle=[login_throttle],
+    throttle=[throttling.logins],
     summary="Log in as any openid (sandbox only)",
 )
 def login_sandbox(request: HttpRequest, payload: SandboxLoginIn):
     if not settings.AUCTION_SANDBOX:
         raise SandboxOff()
-    return _login(user_from_openid(openid=payload.openid, nickname=payload.nickname.strip()))
+    return _login(user_from_openid(openid=payload.openid, nickname=payload.nickname.strip()), via_sandbox=True)
+
+
+@router.post("/logout", response={204: None, 401: ErrorOut}, auth=LiveBearerToken(), summary="Log out: this token stops working")
+def logout(request: HttpRequest):
+    token_revoke(raw_token=request.auth)
+    return Status(204, None)

@@ -8,7 +8,8 @@ middleware keeps everything that gives the request its meaning and skips only
 what re-derives what it already knows:
 
 - the same view (``api.bids.bid_create``), bearer parsing (``TokenKeyAuth``),
-  exception handlers and renderer (``api.main.api``), on Django's own request
+  per-user limit (``api.throttling.bids``, keyed by the token's hash: one
+  cache round trip), exception handlers and renderer (``api.main.api``), on Django's own request
   and response, inside the same middleware chain (security headers, contract
   errors, Content-Length);
 - no URL resolution: the path is matched here (a test resolves it to the same view);
@@ -25,8 +26,9 @@ import json
 import re
 
 from django.http import HttpRequest, HttpResponse
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, Throttled
 
+from api import throttling
 from api.bids import BidIn, bid_create
 from api.main import api
 from api.security import TokenKeyAuth
@@ -73,11 +75,15 @@ class BidRouteMiddleware:
 
     def bid(self, request: HttpRequest, *, lot_id: int, price: int) -> HttpResponse:
         # In Ninja's order: authentication (its errors through the API's
-        # handlers), then the view; every exception through the same handlers.
+        # handlers), the throttle, then the view; every exception through the
+        # same handlers.
         try:
             request.auth = self.auth(request)
             if not request.auth:
                 raise AuthenticationError()
+            wait = throttling.bids.check(request)
+            if wait is not None:
+                raise Throttled(wait)
             result = bid_create(request, lot_id=lot_id, payload=BidIn.model_construct(price=price))
         except Exception as exc:  # noqa: BLE001  (the API's handlers map every exception, as Ninja would)
             return api.on_exception(request, exc)

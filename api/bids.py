@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
-from api import presenters
+from api import presenters, throttling
 from api.schemas import ErrorOut, FenIn, ListParams, LotSummaryOut, paginated
 from api.security import TokenAuth, TokenKeyAuth, optional_user
 from auction import selectors
@@ -42,7 +42,7 @@ class AutoBidOut(Schema):
     lot: LotAfterBidOut
 
 
-BID_ERRORS = {401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+BID_ERRORS = {401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 
 
 class BidOut(Schema):
@@ -57,7 +57,8 @@ class BidListOut(Schema):
     count: int
 
 
-@router.get("/{int:lot_id}/bids", response={200: BidListOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}, summary="Bids, newest first")
+@router.get("/{int:lot_id}/bids", response={200: BidListOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+            throttle=[throttling.anonymous_reads], summary="Bids, newest first")
 def bids(request: HttpRequest, lot_id: int, params: Query[ListParams]):
     optional_user(request)
     if not selectors.lot_is_visible(lot_id=lot_id):
@@ -74,7 +75,9 @@ def bids(request: HttpRequest, lot_id: int, params: Query[ListParams]):
     )
 
 
-@router.post("/{int:lot_id}/bids", response={201: BidPlacedOut, **BID_ERRORS}, auth=TokenKeyAuth(), summary="Bid (出价)")
+# The direct route (api/bid_route.py) checks the same limit itself.
+@router.post("/{int:lot_id}/bids", response={201: BidPlacedOut, **BID_ERRORS}, auth=TokenKeyAuth(), throttle=[throttling.bids],
+             summary="Bid (出价)")
 def bid_create(request: HttpRequest, lot_id: int, payload: BidIn):
     result = bid_place(lot_id=lot_id, user=request.auth, price=payload.price)
     bid = result.bid
@@ -84,13 +87,15 @@ def bid_create(request: HttpRequest, lot_id: int, payload: BidIn):
     })
 
 
-@router.put("/{int:lot_id}/auto-bid", response={200: AutoBidOut, **BID_ERRORS}, auth=TokenAuth(), summary="Set a proxy bid (代理出价)")
+@router.put("/{int:lot_id}/auto-bid", response={200: AutoBidOut, **BID_ERRORS}, auth=TokenAuth(), throttle=[throttling.auto_bids],
+            summary="Set a proxy bid (代理出价)")
 def auto_bid_put(request: HttpRequest, lot_id: int, payload: AutoBidIn):
     auto_bid, lot = auto_bid_set(lot_id=lot_id, user=request.auth, max_price=payload.max_price)
     return {"max_price": auto_bid.max_price, "lot": presenters.lot_after_bid(request, lot, timezone.now())}
 
 
-@router.delete("/{int:lot_id}/auto-bid", response={204: None, 401: ErrorOut, 404: ErrorOut}, auth=TokenAuth(), summary="Withdraw the proxy bid")
+@router.delete("/{int:lot_id}/auto-bid", response={204: None, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut}, auth=TokenAuth(),
+               throttle=[throttling.auto_bids], summary="Withdraw the proxy bid")
 def auto_bid_delete(request: HttpRequest, lot_id: int):
     auto_bid_withdraw(lot_id=lot_id, user=request.auth)
     return Status(204, None)

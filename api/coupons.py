@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
-from api import presenters
+from api import presenters, throttling
 from api.schemas import ErrorOut, ListParams
 from api.security import TokenAuth, optional_user
 from auction.models import UserCouponStatus
@@ -51,7 +51,8 @@ class UserCouponListOut(Schema):
     count: int
 
 
-@router.get("", response={200: CouponListOut, 401: ErrorOut, 422: ErrorOut}, summary="Coupons to claim now (领券中心)")
+@router.get("", response={200: CouponListOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut}, throttle=[throttling.anonymous_reads],
+            summary="Coupons to claim now (领券中心)")
 def coupon_list(request: HttpRequest, params: Query[ListParams]):
     user = optional_user(request)
     coupons = coupons_claimable(now=timezone.now())
@@ -65,8 +66,9 @@ def coupon_list(request: HttpRequest, params: Query[ListParams]):
 
 @router.post(
     "/{int:coupon_id}/claim",
-    response={201: UserCouponOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    response={201: UserCouponOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
     auth=TokenAuth(),
+    throttle=[throttling.coupon_claims],
     summary="Claim a coupon (领取)",
 )
 def coupon_claim_view(request: HttpRequest, coupon_id: int):

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import model_validator
 
-from api import presenters
+from api import presenters, throttling
 from api.schemas import ErrorOut, ListParams, PaymentOut, paginated
 from auction.models import DepositStatus
 from auction.services.deposits import deposit_request, deposits_for_user
@@ -50,7 +50,8 @@ class DepositFilter(ListParams):
 
 @router.post(
     "",
-    response={200: DepositCreatedOut, 201: DepositCreatedOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={200: DepositCreatedOut, 201: DepositCreatedOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+    throttle=[throttling.deposits],
     summary="Pay a deposit (保证金) for a lot or a whole special",
 )
 def deposit_create(request: HttpRequest, payload: DepositIn):

@@ -1,6 +1,7 @@
 """Every non-2xx answer is ``{code, message, detail}`` (CONTRACT.md, Errors)."""
 
 import logging
+import math
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError
@@ -76,9 +77,11 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(Throttled)
     def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
-        response = error_response(429, detail={"retry_after": exc.wait})
-        if exc.wait:
-            response["Retry-After"] = str(int(exc.wait))
+        # Whole seconds (RFC 9110), rounded up: a client that waits that long is let in.
+        retry_after = max(1, math.ceil(exc.wait)) if exc.wait else None
+        response = error_response(429, detail={"retry_after": retry_after})
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
         return response
 
     @api.exception_handler(HttpError)

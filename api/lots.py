@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Router, Schema
 
-from api import presenters
+from api import presenters, throttling
 from api.schemas import ErrorOut, ImageOut, LotSummaryOut
 from api.security import optional_user
 from auction import selectors
@@ -38,7 +38,8 @@ def _published_lot(lot_id: int):
     return lot
 
 
-@router.get("/{int:lot_id}", response={200: LotDetailOut, 401: ErrorOut, 404: ErrorOut}, summary="A lot (拍品)")
+@router.get("/{int:lot_id}", response={200: LotDetailOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut}, throttle=[throttling.anonymous_reads],
+            summary="A lot (拍品)")
 def lot(request: HttpRequest, lot_id: int):
     user = optional_user(request)
     lot, now = _published_lot(lot_id), timezone.now()

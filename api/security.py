@@ -20,6 +20,14 @@ class TokenKeyAuth(HttpBearer):
         return token_key(raw_token=token)
 
 
+class LiveBearerToken(HttpBearer):
+    """The raw token itself, once it is known to be live: logout revokes the token it came with."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> str:
+        token_user(raw_token=token)
+        return token
+
+
 def optional_user(request: HttpRequest) -> User | None:
     """The caller on a public endpoint, when they sent a token.
 

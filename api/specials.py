@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Schema
 
-from api import presenters
+from api import presenters, throttling
 from api.schemas import ErrorOut, ImageOut, ListParams, LotSummaryOut, paginated
 from api.security import optional_user
 from auction import selectors
@@ -41,7 +41,7 @@ class SpecialFilter(ListParams):
     status: SpecialStatus | None = None
 
 
-@router.get("", response={200: SpecialListOut, 401: ErrorOut, 422: ErrorOut}, summary="Specials (专场)")
+@router.get("", response={200: SpecialListOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut}, throttle=[throttling.anonymous_reads], summary="Specials (专场)")
 def specials(request: HttpRequest, filters: Query[SpecialFilter]):
     optional_user(request)
     now = timezone.now()
@@ -49,7 +49,8 @@ def specials(request: HttpRequest, filters: Query[SpecialFilter]):
     return paginated(specials, filters, lambda row: presenters.special(request, row, now))
 
 
-@router.get("/{int:special_id}", response={200: SpecialDetailOut, 401: ErrorOut, 404: ErrorOut}, summary="A special with its lots")
+@router.get("/{int:special_id}", response={200: SpecialDetailOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut}, throttle=[throttling.anonymous_reads],
+             summary="A special with its lots")
 def special(request: HttpRequest, special_id: int):
     optional_user(request)
     now = timezone.now()

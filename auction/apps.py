@@ -1,4 +1,13 @@
 from django.apps import AppConfig
+from django.core.management import call_command
+from django.db.models.signals import post_migrate
+
+
+def create_cache_table(sender, using: str = "default", **kwargs) -> None:
+    # The embedded default's cache is a table (project/settings.py): migrate
+    # makes it, as it makes every other table. Does nothing when it exists,
+    # or when the cache is Redis.
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 class AuctionConfig(AppConfig):
@@ -7,3 +16,5 @@ class AuctionConfig(AppConfig):
 
     def ready(self) -> None:
         from auction import checks  # noqa: F401  (registers the deploy checks)
+
+        post_migrate.connect(create_cache_table, sender=self, dispatch_uid="auction.cache_table")

@@ -14,3 +14,18 @@ def sandbox_off_in_production(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(deploy=True)
+def client_ip_behind_the_proxy(app_configs, **kwargs):
+    """Behind nginx with no proxy counted, every client is nginx's address: one
+    login limit and one admin lockout for the whole country."""
+    if not settings.DEBUG and settings.AUCTION_NUM_PROXIES == 0:
+        return [
+            Warning(
+                "AUCTION_NUM_PROXIES is 0 in a production configuration: clients are told apart by REMOTE_ADDR.",
+                hint="Behind deploy/nginx.conf set AUCTION_NUM_PROXIES=1 (one proxy of ours in front).",
+                id="auction.W002",
+            )
+        ]
+    return []

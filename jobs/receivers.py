@@ -39,7 +39,7 @@ def on_special_outcome_changed(sender, special_id: int, **kwargs) -> None:
 def on_post_migrate(sender, **kwargs) -> None:
     # Sent once per app with models; the schedule table is django_q's.
     if sender.label == "django_q":
-        schedules.sweep_every_minute()
+        schedules.periodic()
 
 
 def connect(app_config) -> None:

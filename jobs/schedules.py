@@ -20,6 +20,7 @@ from project.cache import Breaker
 logger = logging.getLogger(__name__)
 
 SWEEP_NAME = "sweep: reconcile everything due"
+TOKENS_PURGE_NAME = "tokens: purge expired and revoked"
 
 
 def once(name: str, func: str, when: datetime, *args) -> Schedule:
@@ -61,6 +62,20 @@ def sweep_every_minute(*, first_run: datetime | None = None) -> Schedule:
         defaults["next_run"] = first_run
     schedule, _ = Schedule.objects.update_or_create(name=SWEEP_NAME, defaults=defaults)
     return schedule
+
+
+def tokens_purge_daily() -> Schedule:
+    schedule, _ = Schedule.objects.update_or_create(
+        name=TOKENS_PURGE_NAME,
+        defaults={"func": "jobs.tasks.tokens_purge", "schedule_type": Schedule.DAILY, "repeats": -1},
+    )
+    return schedule
+
+
+def periodic(*, first_sweep: datetime | None = None) -> None:
+    """Every periodic schedule: written by migrate and again at cluster start."""
+    sweep_every_minute(first_run=first_sweep)
+    tokens_purge_daily()
 
 
 def now_after_commit(func: str, *args) -> None:

@@ -1,13 +1,14 @@
 """Settings, read from the environment only (CONTRACT.md, Operations).
 
 With nothing set this is the embedded default: SQLite in ``var/``, the
-database as Django-Q2's broker, a local-memory cache, the payment sandbox on.
+database as Django-Q2's broker and as the cache, the payment sandbox on.
 ``DATABASE_URL=mysql://...`` and ``REDIS_URL=redis://...`` switch to the
 production engines; ``DJANGO_DEBUG=0`` switches on every deploy safeguard.
 """
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "modelcluster",
     "taggit",
     "django_q",
+    "axes",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a locked-out login into its refusal (HTTP 429).
+    "axes.middleware.AxesMiddleware",
 ]
 # /api/ is served by its own handler (project/wsgi.py) with only these: it
 # authenticates by bearer token, so sessions, CSRF, users, messages and frame
@@ -159,6 +163,9 @@ elif DATABASE_ENGINE == "django.db.backends.mysql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "auction.User"
 
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -194,7 +201,22 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # In the database, not in process memory: the web workers and the job
+    # process share throttle counters and lot cards. migrate creates the
+    # table (auction/apps.py).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "django_cache",
+            # Culling (past MAX_ENTRIES) drops live entries too: throttle
+            # counters among them. Expired ones go first.
+            "OPTIONS": {"MAX_ENTRIES": env_int("AUCTION_DATABASE_CACHE_MAX_ENTRIES", 20_000)},
+        },
+        # Wagtail looks up every rendition it shows in this cache when there is
+        # one (else in "default"): a query each in the table above, where the
+        # rows it caches are a join away anyway. Kept in memory, as before.
+        "renditions": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
 
 Q_CLUSTER = {
     "name": os.environ.get("Q_CLUSTER_NAME", "auction"),
@@ -220,6 +242,20 @@ TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
 WAGTAIL_I18N_ENABLED = False
+
+# --- Admin login lockout (django-axes) -------------------------------------
+# Both admin logins (Wagtail's /admin/, Django's /django-admin/) go through
+# django.contrib.auth's authenticate: after AXES_FAILURE_LIMIT wrong passwords
+# for one username from one client IP, that pair is refused, the right
+# password too, for AXES_COOLOFF_MINUTES. Ops unlock with
+# `manage.py axes_reset_username NAME` (README, Operations). Failures are rows
+# in the database, so every worker counts together. /api/ has no passwords.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client's address from our proxy only (AUCTION_NUM_PROXIES), as the throttles take it.
+AXES_CLIENT_IP_CALLABLE = "project.client_ip.client_ip"
 
 # --- Static and media -------------------------------------------------------
 
@@ -247,10 +283,30 @@ AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 # A deposit's payment stays open this long; then the deposit is cancelled.
 AUCTION_DEPOSIT_PAYMENT_SECONDS = env_int("AUCTION_DEPOSIT_PAYMENT_SECONDS", 900)
 AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
-AUCTION_LOGIN_RATE = os.environ.get("AUCTION_LOGIN_RATE", "120/m")
 # The sweep polls a refund the gateway took this long ago and nothing has
 # finished since (its poll task lost with a crashed cluster, say).
 AUCTION_REFUND_POLL_AFTER_SECONDS = env_int("AUCTION_REFUND_POLL_AFTER_SECONDS", 30)
+
+# Live tokens per user (phones, re-installs): a new login revokes the oldest beyond it.
+AUCTION_TOKENS_PER_USER = env_int("AUCTION_TOKENS_PER_USER", 10)
+# The daily purge deletes expired tokens, and revoked ones after this long.
+AUCTION_TOKEN_REVOKED_KEEP_SECONDS = env_int("AUCTION_TOKEN_REVOKED_KEEP_SECONDS", 7 * 86400)
+
+# --- Limits (api/throttling.py) --------------------------------------------
+# Requests per window, "N/[k](s|m|h|d)"; empty: no limit. Per user: a bidding
+# war at human speed (a bid a second) stays far below these; a script does not.
+AUCTION_THROTTLE_BID = os.environ.get("AUCTION_THROTTLE_BID", "30/10s")
+AUCTION_THROTTLE_AUTO_BID = os.environ.get("AUCTION_THROTTLE_AUTO_BID", "30/m")
+AUCTION_THROTTLE_DEPOSIT = os.environ.get("AUCTION_THROTTLE_DEPOSIT", "30/m")
+AUCTION_THROTTLE_COUPON_CLAIM = os.environ.get("AUCTION_THROTTLE_COUPON_CLAIM", "30/m")
+AUCTION_THROTTLE_PAY = os.environ.get("AUCTION_THROTTLE_PAY", "30/m")
+AUCTION_THROTTLE_QUOTE = os.environ.get("AUCTION_THROTTLE_QUOTE", "60/m")
+# Per client IP, loosely: a mobile carrier puts thousands of users behind one address.
+AUCTION_THROTTLE_LOGIN_IP = os.environ.get("AUCTION_THROTTLE_LOGIN_IP") or os.environ.get("AUCTION_LOGIN_RATE", "300/m")
+AUCTION_THROTTLE_ANONYMOUS_READ_IP = os.environ.get("AUCTION_THROTTLE_ANONYMOUS_READ_IP", "3000/m")
+# How many proxies of ours stand in front (nginx: 1). The client's address is
+# the n-th entry from the right of X-Forwarded-For; 0: REMOTE_ADDR (no proxy).
+AUCTION_NUM_PROXIES = env_int("AUCTION_NUM_PROXIES", 0)
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
 WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -183,7 +185,8 @@ def test_a_special_with_200_lots_takes_as_many_queries_as_one_with_2(api):
     small = _queries_for_special_with(api, 2)
     large = _queries_for_special_with(api, 200)
     assert large == small
-    assert large <= 6
+    # The anonymous read's throttle counter is one more, where the cache is a table (the embedded default).
+    assert large <= 6 + isinstance(caches["default"], DatabaseCache)
 
 
 def test_the_specials_list_takes_a_constant_number_of_queries(api):

@@ -8,6 +8,7 @@ from django.test import Client, override_settings
 from django.urls import resolve
 
 from api import bids as bid_endpoints
+from api import throttling
 from api.bid_route import BID_PATH, BidRouteMiddleware, plain_price
 from api.bids import BidIn
 from api.security import TokenKeyAuth
@@ -62,11 +63,11 @@ def test_the_route_is_the_path_the_urlconf_gives_the_bid_view():
     assert match.route == "api/v1/lots/<int:lot_id>/bids" and match.kwargs == {"lot_id": 12}
     assert BID_PATH.fullmatch("/api/v1/lots/12/bids")[1] == "12"
     assert not BID_PATH.fullmatch("/api/v1/lots/12/bids/") and not BID_PATH.fullmatch("/api/v1/lots/x/bids")
-    # What the direct route leaves out of Ninja's checks: only its one auth, and no throttle.
+    # What the direct route does of Ninja's checks itself: its one auth, and its one throttle.
     (post,) = [op for op in bid_endpoints.router.path_operations["/{int:lot_id}/bids"].operations if "POST" in op.methods]
     assert post.view_func is bid_endpoints.bid_create
     assert [type(callback) for callback in post.auth_callbacks] == [TokenKeyAuth]
-    assert not post.throttle_objects
+    assert post.throttle_objects == [throttling.bids]
 
 
 @pytest.mark.parametrize("body", [

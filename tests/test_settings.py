@@ -38,7 +38,7 @@ def test_the_embedded_default_needs_nothing_set(tmp_path):
     assert values["db"]["OPTIONS"]["timeout"] >= 5
     assert values["q"]["orm"] == "default" and "redis" not in values["q"]
     assert values["q"]["retry"] > values["q"]["timeout"]
-    assert values["cache"].endswith("LocMemCache")
+    assert values["cache"].endswith("DatabaseCache")  # shared by every process, unlike local memory
     assert values["sandbox"] is True
     assert (values["tz"], values["use_tz"], values["window"]) == ("Asia/Shanghai", True, 86400)
 
@@ -66,10 +66,24 @@ def test_production_passes_check_deploy_without_warnings(tmp_path):
         DJANGO_SECRET_KEY="k" * 20 + "9f3!a-long-and-random-production-secret-value",
         DJANGO_ALLOWED_HOSTS="auction.example.com",
         AUCTION_SANDBOX="0",
+        AUCTION_NUM_PROXIES="1",
         AUCTION_VAR_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_with_no_proxy_counted_is_warned(tmp_path):
+    # Behind nginx, REMOTE_ADDR is nginx: every client would share one limit.
+    result = _run(
+        ["manage.py", "check", "--deploy"],
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="k" * 20 + "9f3!a-long-and-random-production-secret-value",
+        DJANGO_ALLOWED_HOSTS="auction.example.com",
+        AUCTION_SANDBOX="0",
+        AUCTION_VAR_DIR=str(tmp_path),
+    )
+    assert "auction.W002" in result.stdout + result.stderr
 
 
 def test_production_with_the_sandbox_on_is_warned(tmp_path):

@@ -23,9 +23,12 @@ class AuthToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Issued by POST /auth/sandbox: refused by every check once the sandbox is
+    # off, so a demo login never outlives the demo.
+    via_sandbox = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "expires_at"])]
+        indexes = [models.Index(fields=["user", "expires_at"]), models.Index(fields=["expires_at"])]
 
     def __str__(self) -> str:
         return f"token {self.key_hash[:8]}… of {self.user}"

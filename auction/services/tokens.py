@@ -3,10 +3,11 @@
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from auction.db import datetime_to_db, loaded
@@ -18,14 +19,30 @@ def _hash(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def token_issue(*, user: User) -> str:
-    """Returns the raw token; only its hash is kept, so it cannot be shown again."""
+def token_issue(*, user: User, via_sandbox: bool = False) -> str:
+    """Returns the raw token; only its hash is kept, so it cannot be shown again.
+
+    A user keeps at most ``AUCTION_TOKENS_PER_USER`` live tokens: this one
+    revokes the oldest beyond that. The user's row is locked first, so two
+    logins at once count each other's token and still leave the cap.
+    """
     raw_token = secrets.token_urlsafe(32)
-    AuthToken.objects.create(
-        user=user,
-        key_hash=_hash(raw_token),
-        expires_at=timezone.now() + timedelta(seconds=settings.AUCTION_TOKEN_TTL_SECONDS),
-    )
+    now = timezone.now()
+    with transaction.atomic():
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        AuthToken.objects.create(
+            user=user,
+            key_hash=_hash(raw_token),
+            expires_at=now + timedelta(seconds=settings.AUCTION_TOKEN_TTL_SECONDS),
+            via_sandbox=via_sandbox,
+        )
+        beyond_cap = list(
+            AuthToken.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now)
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)[settings.AUCTION_TOKENS_PER_USER :]
+        )
+        if beyond_cap:
+            AuthToken.objects.filter(pk__in=beyond_cap).update(revoked_at=now)
     return raw_token
 
 
@@ -44,8 +61,10 @@ def token_key(*, raw_token: str) -> TokenKey:
     return TokenKey(_hash(raw_token))
 
 
-# What makes a token live, once for every query that looks one up.
-_LIVE_TOKEN = "t.key_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s"
+# What makes a token live, once for every query that looks one up. The last
+# test takes the values ``via_sandbox`` may have: both while the sandbox is
+# on, only false once it is off (_live_token_params).
+_LIVE_TOKEN = "t.key_hash = %s AND t.revoked_at IS NULL AND t.expires_at > %s AND t.via_sandbox IN (%s, %s)"
 # Joined to another query's row (the bid's read of its lot): ``u.id`` is the
 # token's active user, or NULL.
 TOKEN_USER_JOIN_SQL = f"""
@@ -55,7 +74,7 @@ TOKEN_USER_JOIN_SQL = f"""
 
 
 def _live_token_params(key: TokenKey) -> list:
-    return [key.key_hash, datetime_to_db(timezone.now())]
+    return [key.key_hash, datetime_to_db(timezone.now()), False, bool(settings.AUCTION_SANDBOX)]
 
 
 def token_join_params(key: TokenKey) -> list:
@@ -97,3 +116,19 @@ def token_revoke(*, raw_token: str) -> bool:
 
 def tokens_revoke_for_user(*, user: User) -> int:
     return AuthToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def tokens_purge(*, now: datetime | None = None, batch: int = 1000, max_batches: int = 100) -> int:
+    """Delete tokens expired, or revoked more than ``AUCTION_TOKEN_REVOKED_KEEP_SECONDS``
+    ago (kept that long so ops can still see a logout). In batches, so no one
+    statement holds the table for long; what is left waits for the next run."""
+    now = now or timezone.now()
+    revoked_before = now - timedelta(seconds=settings.AUCTION_TOKEN_REVOKED_KEEP_SECONDS)
+    dead = AuthToken.objects.filter(Q(expires_at__lte=now) | Q(revoked_at__lte=revoked_before))
+    purged = 0
+    for _ in range(max_batches):
+        ids = list(dead.values_list("pk", flat=True)[:batch])
+        if not ids:
+            break
+        purged += AuthToken.objects.filter(pk__in=ids).delete()[0]
+    return purged

@@ -40,12 +40,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from django.utils import timezone
 
-        from jobs.schedules import sweep_every_minute
+        from jobs.schedules import periodic
 
         # A cluster that starts sweeps at once: after a crash, the tasks it
         # had taken off the queue and never finished are done now, not at the
         # next minute.
-        sweep_every_minute(first_run=timezone.now())
+        periodic(first_sweep=timezone.now())
         # The cluster forks its processes from this one: none may inherit (and
         # later close) this process's database connection, and no thread may
         # be running yet when it forks.
