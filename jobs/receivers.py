@@ -40,6 +40,7 @@ def on_post_migrate(sender, **kwargs) -> None:
     # Sent once per app with models; the schedule table is django_q's.
     if sender.label == "django_q":
         schedules.sweep_every_minute()
+        schedules.idempotency_purge_hourly()
 
 
 def connect(app_config) -> None:

@@ -12,6 +12,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 SWEEP_NAME = "sweep: reconcile everything due"
+IDEMPOTENCY_PURGE_NAME = "purge: idempotency keys past 24 h"
 
 
 def once(name: str, func: str, when: datetime, *args) -> Schedule:
@@ -50,6 +51,14 @@ def sweep_every_minute() -> Schedule:
     schedule, _ = Schedule.objects.update_or_create(
         name=SWEEP_NAME,
         defaults={"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+    )
+    return schedule
+
+
+def idempotency_purge_hourly() -> Schedule:
+    schedule, _ = Schedule.objects.update_or_create(
+        name=IDEMPOTENCY_PURGE_NAME,
+        defaults={"func": "jobs.tasks.idempotency_purge", "schedule_type": Schedule.HOURLY, "repeats": -1},
     )
     return schedule
 

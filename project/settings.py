@@ -92,6 +92,7 @@ API_PATH_PREFIX = "/api/"
 API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "api.middleware.ContractErrorMiddleware",  # also sets Content-Length (api/middleware.py)
+    "api.idempotency.IdempotencyMiddleware",  # before the bid's route, so both routes replay alike
     "api.bid_route.BidRouteMiddleware",  # last: a bid goes straight to its view (api/bid_route.py)
 ]
 
@@ -234,6 +235,13 @@ AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 AUCTION_DEPOSIT_PAYMENT_SECONDS = env_int("AUCTION_DEPOSIT_PAYMENT_SECONDS", 900)
 AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
 AUCTION_LOGIN_RATE = os.environ.get("AUCTION_LOGIN_RATE", "120/m")
+# Idempotency-Key (CONTRACT.md, Retries; auction/services/idempotency.py): answers
+# are kept this long; a retry waits this long for a first request still in
+# flight; a claim older than the lease is a dead process's (more than
+# gunicorn's timeout, deploy/gunicorn.conf.py) and a retry takes it over.
+AUCTION_IDEMPOTENCY_TTL_SECONDS = env_int("AUCTION_IDEMPOTENCY_TTL_SECONDS", 86400)
+AUCTION_IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("AUCTION_IDEMPOTENCY_WAIT_SECONDS", "3"))
+AUCTION_IDEMPOTENCY_LEASE_SECONDS = env_int("AUCTION_IDEMPOTENCY_LEASE_SECONDS", 60)
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
 WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")

@@ -38,9 +38,10 @@ class Command(BaseCommand):
         parser.add_argument("--tick", type=float, default=2.0, help="seconds between looks at due schedules")
 
     def handle(self, *args, **options) -> None:
-        from jobs.schedules import sweep_every_minute
+        from jobs.schedules import idempotency_purge_hourly, sweep_every_minute
 
         sweep_every_minute()
+        idempotency_purge_hourly()
         # The cluster forks its processes from this one: none may inherit (and
         # later close) this process's database connection, and no thread may
         # be running yet when it forks.
