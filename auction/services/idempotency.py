@@ -23,11 +23,12 @@ payment).
 import hashlib
 import secrets
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from auction.errors import DomainError, ValidationFailed
@@ -92,7 +93,10 @@ def idempotency_begin(*, user_id: int, key: str, fingerprint: str) -> Claim | An
         now = timezone.now()
         lease = _new_lease()
         try:
-            with transaction.atomic():
+            # Committed at once (autocommit: one round trip), so a concurrent
+            # request with the key sees the claim; inside a caller's transaction
+            # (tests) a savepoint keeps a refused insert from spoiling it.
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 row = IdempotentRequest.objects.create(
                     user_id=user_id, key_hex=key_hex, fingerprint=fingerprint, lease=lease, created_at=now, claimed_at=now
                 )
