@@ -146,10 +146,11 @@ elif DATABASE_ENGINE == "django.db.backends.mysql":
         # trip (auction/services/market_rows.py). The protocol's numbers, so
         # reading settings needs no MySQL driver (tests/test_settings.py).
         "client_flag": 2 | 1 << 16,
+        # No "collation" here: the connection takes the database's own at
+        # connect (auction/db.py, collation_from_database), whatever it was
+        # created with; one forced here and different from the tables' fails
+        # Wagtail's CAST(... AS char) comparisons ("Illegal mix of collations").
         "charset": "utf8mb4",
-        # The connection's collation must match the tables', or Wagtail's
-        # CAST(... AS char) comparisons fail with "Illegal mix of collations".
-        "collation": "utf8mb4_unicode_ci",
         "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
         "isolation_level": "read committed",
     }
