@@ -1,8 +1,11 @@
 """Idempotency-Key (CONTRACT.md, Retries): a retry gets the first answer again and changes nothing."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import resolve
 from django.utils import timezone
@@ -10,7 +13,7 @@ from django.utils import timezone
 from api import bids, coupons, deposits, orders
 from api.idempotency import KEYED_ROUTES, IdempotencyMiddleware
 from auction.models import Bid, Deposit, IdempotentRequest, Payment, UserCoupon
-from auction.services.idempotency import idempotency_purge, request_fingerprint
+from auction.services.idempotency import idempotency_claim, idempotency_purge, request_fingerprint
 from jobs import tasks
 from tests.conftest import ApiClient, ProductionChainsHandler, assert_error
 from tests.factories import CouponFactory, LotFactory
@@ -207,43 +210,54 @@ def test_an_answer_that_may_change_is_not_kept_so_the_retry_runs_again(client):
     assert not IdempotentRequest.objects.exists()
 
 
-@pytest.mark.django_db
-def test_a_claim_left_by_a_killed_process_is_taken_over_after_its_lease(open_lot, settings):
-    lot, a = open_lot
-    body = b'{"price": 120000}'
-    path = f"/api/v1/lots/{lot.pk}/bids"
-    # What a worker killed mid-request leaves: its claim, in flight, and (its
-    # work committing only with its answer) no bid.
-    long_ago = timezone.now() - timedelta(seconds=settings.AUCTION_IDEMPOTENCY_LEASE_SECONDS + 1)
+def _in_flight(user, key: str, path: str, body: bytes, *, claimed_ago: timedelta = timedelta(0)) -> None:
+    """A claim committed first (deposits, pay) whose request is still running, or died."""
+    claimed_at = timezone.now() - claimed_ago
     IdempotentRequest.objects.create(
-        user=a.user, key_hex=b"crash".hex(), fingerprint=request_fingerprint(method="POST", path=path, body=body),
-        lease="dead", created_at=long_ago, claimed_at=long_ago,
+        user=user, key_hex=key.encode().hex(), fingerprint=request_fingerprint(method="POST", path=path, body=body),
+        lease="theirs", created_at=claimed_at, claimed_at=claimed_at,
     )
 
-    retried = a.client.post(path, body, content_type="application/json", headers={"Authorization": f"Bearer {a.token}", **keyed("crash")})
+
+def _post(api: ApiClient, path: str, body: bytes, key: str):
+    return api.client.post(path, body, content_type="application/json", headers={"Authorization": f"Bearer {api.token}", **keyed(key)})
+
+
+@pytest.mark.django_db
+def test_a_deposit_claim_left_by_a_killed_process_is_taken_over_after_its_lease(client, settings):
+    lot = LotFactory(deposit=50_000)
+    a = bidder(client)
+    body = b'{"lot_id": %d}' % lot.pk
+    _in_flight(a.user, "crash", "/api/v1/deposits", body, claimed_ago=timedelta(seconds=settings.AUCTION_IDEMPOTENCY_LEASE_SECONDS + 1))
+
+    retried = _post(a, "/api/v1/deposits", body, "crash")
 
     assert retried.status_code == 201, retried.content
-    assert Bid.objects.filter(lot=lot).count() == 1
+    assert Deposit.objects.filter(user=a.user).count() == 1
     assert IdempotentRequest.objects.get().status_code == 201
 
 
 @pytest.mark.django_db
-def test_a_retry_while_the_first_is_in_flight_waits_then_is_told_to_come_back(open_lot, settings):
-    lot, a = open_lot
+def test_a_retry_while_a_deposit_is_in_flight_waits_then_is_told_to_come_back(client, settings):
     settings.AUCTION_IDEMPOTENCY_WAIT_SECONDS = 0.2
-    body = b'{"price": 120000}'
-    path = f"/api/v1/lots/{lot.pk}/bids"
-    now = timezone.now()
-    IdempotentRequest.objects.create(
-        user=a.user, key_hex=b"busy".hex(), fingerprint=request_fingerprint(method="POST", path=path, body=body),
-        lease="running", created_at=now, claimed_at=now,
-    )
+    lot = LotFactory(deposit=50_000)
+    a = bidder(client)
+    body = b'{"lot_id": %d}' % lot.pk
+    _in_flight(a.user, "busy", "/api/v1/deposits", body)
 
-    retried = a.client.post(path, body, content_type="application/json", headers={"Authorization": f"Bearer {a.token}", **keyed("busy")})
+    retried = _post(a, "/api/v1/deposits", body, "busy")
 
     assert_error(retried, 409, "idempotency_key_in_use")
     assert retried["Retry-After"] == "1"
-    assert not Bid.objects.exists()
+    assert not Deposit.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_deposit_leaves_no_claim_so_its_retry_runs(client, settings):
+    # A 404 may be another answer next time; it is not kept.
+    a = bidder(client)
+    assert_error(_post(a, "/api/v1/deposits", b'{"lot_id": 999999}', "k"), 404, "not_found")
+    assert not IdempotentRequest.objects.exists()
 
 
 # --- 24 hours --------------------------------------------------------------------------------------
@@ -362,3 +376,76 @@ def test_the_same_claim_key_from_8_threads_at_once_claims_one_coupon():
     assert [r.status_code for r in answers] == [201] * 8
     assert len({r.content for r in answers}) == 1
     assert UserCoupon.objects.filter(user=a.user).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bid_whose_request_dies_holding_the_key_leaves_nothing_and_its_retry_bids_at_once():
+    # given a request that claimed the key in its transaction and is then killed
+    lot = LotFactory(start_price=100_000, deposit=50_000)
+    setup = Client()
+    setup.handler = ProductionChainsHandler(False)
+    a = bidder(setup, "甲")
+    pay_deposit(a, lot_id=lot.pk)
+    path, body = f"/api/v1/lots/{lot.pk}/bids", b'{"price": 120000}'
+    claimed, retry_sent = threading.Event(), threading.Event()
+
+    def killed_request(index: int):
+        if index == 0:
+            with pytest.raises(RuntimeError), transaction.atomic():
+                idempotency_claim(user_id=a.user.pk, key="dies", fingerprint=request_fingerprint(method="POST", path=path, body=body))
+                claimed.set()
+                retry_sent.wait(10)
+                time.sleep(0.3)  # the retry is waiting on the key by now
+                raise RuntimeError("killed")  # its transaction rolls back, as a dropped connection's does
+            return "died"
+        claimed.wait(10)
+        client = Client()
+        client.handler = ProductionChainsHandler(False)
+        retry_sent.set()
+        return _post(ApiClient(client, token=a.token), path, body, "dies")
+
+    # when its retry comes while it still holds the key
+    died, retried = run_threads(2, killed_request)
+
+    # then the retry waited for it, then bid: one bid, and its answer kept
+    assert died == "died", died
+    assert retried.status_code == 201, retried.content
+    assert not retried.has_header("Idempotent-Replayed")
+    assert Bid.objects.filter(lot=lot).count() == 1
+    assert IdempotentRequest.objects.get().status_code == 201
+
+
+@pytest.mark.mariadb
+@pytest.mark.skipif(connection.vendor != "mysql", reason="SQLite queues the retry on its write lock (busy timeout), not on the key")
+@pytest.mark.django_db(transaction=True)
+def test_a_bid_retry_while_the_first_holds_the_key_too_long_is_told_to_come_back(settings):
+    settings.AUCTION_IDEMPOTENCY_WAIT_SECONDS = 1
+    lot = LotFactory(start_price=100_000, deposit=50_000)
+    setup = Client()
+    setup.handler = ProductionChainsHandler(False)
+    a = bidder(setup, "甲")
+    pay_deposit(a, lot_id=lot.pk)
+    path, body = f"/api/v1/lots/{lot.pk}/bids", b'{"price": 120000}'
+    claimed, answered = threading.Event(), threading.Event()
+
+    def slow_first(index: int):
+        if index == 0:
+            with transaction.atomic():
+                idempotency_claim(user_id=a.user.pk, key="slow", fingerprint=request_fingerprint(method="POST", path=path, body=body))
+                claimed.set()
+                answered.wait(10)
+                transaction.set_rollback(True)
+            return None
+        claimed.wait(10)
+        client = Client()
+        client.handler = ProductionChainsHandler(False)
+        try:
+            return _post(ApiClient(client, token=a.token), path, body, "slow")
+        finally:
+            answered.set()
+
+    _, retried = run_threads(2, slow_first)
+
+    assert_error(retried, 409, "idempotency_key_in_use")
+    assert retried["Retry-After"] == "1"
+    assert not Bid.objects.exists()
