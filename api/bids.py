@@ -5,6 +5,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from api import presenters, throttling
+from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
 from api.schemas import ErrorOut, FenIn, ListParams, LotSummaryOut, paginated
 from api.security import TokenAuth, TokenKeyAuth, optional_user
 from auction import selectors
@@ -77,7 +78,7 @@ def bids(request: HttpRequest, lot_id: int, params: Query[ListParams]):
 
 # The direct route (api/bid_route.py) checks the same limit itself.
 @router.post("/{int:lot_id}/bids", response={201: BidPlacedOut, **BID_ERRORS}, auth=TokenKeyAuth(), throttle=[throttling.bids],
-             summary="Bid (出价)")
+             summary="Bid (出价)", openapi_extra=IDEMPOTENCY_KEY)
 def bid_create(request: HttpRequest, lot_id: int, payload: BidIn):
     result = bid_place(lot_id=lot_id, user=request.auth, price=payload.price)
     bid = result.bid

@@ -7,6 +7,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from api import presenters, throttling
+from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
 from api.schemas import ErrorOut, ListParams
 from api.security import TokenAuth, optional_user
 from auction.models import UserCouponStatus
@@ -66,10 +67,12 @@ def coupon_list(request: HttpRequest, params: Query[ListParams]):
 
 @router.post(
     "/{int:coupon_id}/claim",
-    response={201: UserCouponOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
+    # 422: an Idempotency-Key that is malformed or was used for another request.
+    response={201: UserCouponOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     auth=TokenAuth(),
     throttle=[throttling.coupon_claims],
     summary="Claim a coupon (领取)",
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 def coupon_claim_view(request: HttpRequest, coupon_id: int):
     user_coupon = coupon_claim(coupon_id=coupon_id, user=request.auth)

@@ -5,6 +5,7 @@ from ninja import Field, Query, Router, Schema, Status
 from pydantic import model_validator
 
 from api import presenters, throttling
+from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
 from api.schemas import ErrorOut, ListParams, PaymentOut, paginated
 from auction.models import DepositStatus
 from auction.services.deposits import deposit_request, deposits_for_user
@@ -53,6 +54,7 @@ class DepositFilter(ListParams):
     response={200: DepositCreatedOut, 201: DepositCreatedOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     throttle=[throttling.deposits],
     summary="Pay a deposit (保证金) for a lot or a whole special",
+    openapi_extra=IDEMPOTENCY_KEY,
 )
 def deposit_create(request: HttpRequest, payload: DepositIn):
     deposit, payment, created = deposit_request(user=request.auth, lot_id=payload.lot_id, special_id=payload.special_id)

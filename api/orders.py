@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
 from api import presenters, throttling
+from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
 from api.schemas import ErrorOut, ImageOut, ListParams, PaymentOut, paginated
 from auction.models import OrderStatus
 from auction.services.orders import order_for_user, order_pay, order_quote, orders_for_user
@@ -88,7 +89,7 @@ def order_quote_view(request: HttpRequest, order_no: str, payload: QuoteIn):
 
 
 @router.post("/{order_no}/pay", response={200: PayOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: ErrorOut},
-             throttle=[throttling.pays], summary="Pay an order")
+             throttle=[throttling.pays], summary="Pay an order", openapi_extra=IDEMPOTENCY_KEY)
 def order_pay_view(request: HttpRequest, order_no: str, payload: PayIn):
     order, payment = order_pay(
         order_no=order_no, user=request.auth, address=payload.address.dict(), user_coupon_id=payload.user_coupon_id

@@ -15,6 +15,10 @@ class AuctionConfig(AppConfig):
     verbose_name = "Auction"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from auction import checks  # noqa: F401  (registers the deploy checks)
+        from auction.db import collation_from_database
 
         post_migrate.connect(create_cache_table, sender=self, dispatch_uid="auction.cache_table")
+        connection_created.connect(collation_from_database, dispatch_uid="auction.collation_from_database")

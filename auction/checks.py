@@ -1,5 +1,6 @@
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Tags, Warning, register
+from django.db import connections
 
 
 @register(deploy=True)
@@ -29,3 +30,33 @@ def client_ip_behind_the_proxy(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.database)
+def mysql_database_is_utf8mb4(app_configs, databases=None, **kwargs):
+    """Run by ``migrate`` before it changes anything, and by ``check --database default``
+    (deploy/auction-web.service, before gunicorn starts).
+
+    Any utf8mb4 collation works (the connection takes the database's own,
+    auction/db.py); another character set loses nicknames and addresses
+    (emoji, rare characters), so it is refused before a table exists.
+    """
+    errors = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "mysql":
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT DATABASE(), @@character_set_database, @@collation_database")
+            name, charset, collation = cursor.fetchone()
+        if charset != "utf8mb4":
+            errors.append(
+                Error(
+                    f"The database {name} has the character set {charset} ({collation}); it must be utf8mb4.",
+                    hint=f"Run ALTER DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; on the "
+                    "database before the first migrate (tables made before keep their character set: start again "
+                    "from an empty database).",
+                    id="auction.E001",
+                )
+            )
+    return errors

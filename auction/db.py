@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from django.db import DEFAULT_DB_ALIAS
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.base import ModelState
 
@@ -41,3 +42,24 @@ def datetime_from_db(value: datetime | str) -> datetime:
 
 def datetime_to_db(value: datetime) -> str:
     return str(value.astimezone(UTC).replace(tzinfo=None))
+
+
+def collation_from_database(sender, connection: BaseDatabaseWrapper, **kwargs) -> None:
+    """A MySQL connection speaks its database's collation (``connection_created``).
+
+    ``CREATE DATABASE auction CHARACTER SET utf8mb4`` takes the server's
+    default collation (utf8mb4_general_ci on MariaDB 10.11, utf8mb4_0900_ai_ci
+    on MySQL 8.4), and every table inherits it. The driver's ``SET NAMES``
+    gives the connection the character set's default instead, which is not
+    always the database's, and where they differ Wagtail's migrations compare
+    a column with a CAST(... AS char) and fail with "Illegal mix of
+    collations". One statement per new connection (they live CONN_MAX_AGE).
+    """
+    if connection.vendor != "mysql":
+        return
+    with connection.cursor() as cursor:
+        # Only a utf8mb4 one: another character set is refused by a check
+        # (auction/checks.py), and the connection must keep speaking utf8mb4.
+        cursor.execute(
+            "SET collation_connection = IF(@@character_set_database = 'utf8mb4', @@collation_database, @@collation_connection)"
+        )

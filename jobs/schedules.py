@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_NAME = "sweep: reconcile everything due"
 TOKENS_PURGE_NAME = "tokens: purge expired and revoked"
+IDEMPOTENCY_PURGE_NAME = "purge: idempotency keys past 24 h"
 
 
 def once(name: str, func: str, when: datetime, *args) -> Schedule:
@@ -72,10 +73,19 @@ def tokens_purge_daily() -> Schedule:
     return schedule
 
 
+def idempotency_purge_hourly() -> Schedule:
+    schedule, _ = Schedule.objects.update_or_create(
+        name=IDEMPOTENCY_PURGE_NAME,
+        defaults={"func": "jobs.tasks.idempotency_purge", "schedule_type": Schedule.HOURLY, "repeats": -1},
+    )
+    return schedule
+
+
 def periodic(*, first_sweep: datetime | None = None) -> None:
     """Every periodic schedule: written by migrate and again at cluster start."""
     sweep_every_minute(first_run=first_sweep)
     tokens_purge_daily()
+    idempotency_purge_hourly()
 
 
 def now_after_commit(func: str, *args) -> None:

@@ -1,7 +1,7 @@
 """Django-Q2 tasks: each a few lines calling a service, each safe to run twice,
 late, or on two clusters at once (the services lock and re-check)."""
 
-from auction.services import deposits, overdue, payments, reconcile, settlement, tokens
+from auction.services import deposits, idempotency, overdue, payments, reconcile, settlement, tokens
 
 
 def lot_end(lot_id: int) -> str:
@@ -39,3 +39,7 @@ def sweep() -> dict:
 
 def tokens_purge() -> str:
     return f"{tokens.tokens_purge()} tokens purged"
+
+
+def idempotency_purge() -> int:
+    return idempotency.idempotency_purge()

@@ -96,6 +96,7 @@ API_PATH_PREFIX = "/api/"
 API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "api.middleware.ContractErrorMiddleware",  # also sets Content-Length (api/middleware.py)
+    "api.idempotency.IdempotencyMiddleware",  # before the bid's route, so both routes replay alike
     "api.bid_route.BidRouteMiddleware",  # last: a bid goes straight to its view (api/bid_route.py)
 ]
 
@@ -151,10 +152,11 @@ elif DATABASE_ENGINE == "django.db.backends.mysql":
         # trip (auction/services/market_rows.py). The protocol's numbers, so
         # reading settings needs no MySQL driver (tests/test_settings.py).
         "client_flag": 2 | 1 << 16,
+        # No "collation" here: the connection takes the database's own at
+        # connect (auction/db.py, collation_from_database), whatever it was
+        # created with; one forced here and different from the tables' fails
+        # Wagtail's CAST(... AS char) comparisons ("Illegal mix of collations").
         "charset": "utf8mb4",
-        # The connection's collation must match the tables', or Wagtail's
-        # CAST(... AS char) comparisons fail with "Illegal mix of collations".
-        "collation": "utf8mb4_unicode_ci",
         "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO'",
         "isolation_level": "read committed",
     }
@@ -307,6 +309,13 @@ AUCTION_THROTTLE_ANONYMOUS_READ_IP = os.environ.get("AUCTION_THROTTLE_ANONYMOUS_
 # How many proxies of ours stand in front (nginx: 1). The client's address is
 # the n-th entry from the right of X-Forwarded-For; 0: REMOTE_ADDR (no proxy).
 AUCTION_NUM_PROXIES = env_int("AUCTION_NUM_PROXIES", 0)
+# Idempotency-Key (CONTRACT.md, Retries; auction/services/idempotency.py): answers
+# are kept this long; a retry waits this long for a first request still in
+# flight; a claim older than the lease is a dead process's (more than
+# gunicorn's timeout, deploy/gunicorn.conf.py) and a retry takes it over.
+AUCTION_IDEMPOTENCY_TTL_SECONDS = env_int("AUCTION_IDEMPOTENCY_TTL_SECONDS", 86400)
+AUCTION_IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("AUCTION_IDEMPOTENCY_WAIT_SECONDS", "3"))
+AUCTION_IDEMPOTENCY_LEASE_SECONDS = env_int("AUCTION_IDEMPOTENCY_LEASE_SECONDS", 60)
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
 WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")
