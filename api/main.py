@@ -1,9 +1,11 @@
 """The mini-program API, v1 (CONTRACT.md): one NinjaAPI joining one router per area."""
 
+from django.conf import settings
 from ninja import NinjaAPI
 from ninja.renderers import JSONRenderer
 
 from api import auth, bids, coupons, deposits, errors, lots, me, notify, orders, payments, specials
+from api.middleware import SANDBOX_PATH
 from api.security import TokenAuth
 
 
@@ -12,7 +14,17 @@ class Utf8JSONRenderer(JSONRenderer):
     json_dumps_params = {"ensure_ascii": False}
 
 
-api = NinjaAPI(
+class AuctionAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        if not settings.AUCTION_SANDBOX:
+            # Absent with the sandbox off, as the paths themselves are (api/middleware.py).
+            for path in [path for path in schema["paths"] if SANDBOX_PATH.fullmatch(path)]:
+                del schema["paths"][path]
+        return schema
+
+
+api = AuctionAPI(
     renderer=Utf8JSONRenderer(),
     title="Auction mini-program API",
     version="1",

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
 from api import presenters
-from api.schemas import ErrorOut, ImageOut, ListParams, PaymentOut, paginated
+from api.schemas import ErrorOut, IdIn, ImageOut, ListParams, PaymentOut, TextIn, paginated
 from auction.models import OrderStatus
 from auction.services.orders import order_for_user, order_pay, order_quote, orders_for_user
 from auction.services.payments import payment_prepare
@@ -41,7 +41,7 @@ class OrderFilter(ListParams):
 
 
 class QuoteIn(Schema):
-    user_coupon_id: int | None = Field(None, ge=1)
+    user_coupon_id: IdIn | None = None
 
 
 class QuoteOut(Schema):
@@ -52,10 +52,10 @@ class QuoteOut(Schema):
 
 
 class AddressIn(Schema):
-    name: str = Field(min_length=1, max_length=64)
+    name: TextIn = Field(min_length=1, max_length=64)
     phone: str = Field(min_length=5, max_length=32, pattern=r"^[0-9+\- ]+$")
-    region: str = Field(min_length=1, max_length=128)
-    detail: str = Field(min_length=1, max_length=255)
+    region: TextIn = Field(min_length=1, max_length=128)
+    detail: TextIn = Field(min_length=1, max_length=255)
 
 
 class PayIn(QuoteIn):

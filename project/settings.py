@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a bad Host or an oversized body on /api/ is refused before anything reads them.
+    "api.middleware.RequestEdgesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Outside CommonMiddleware, so it also sees the slash redirects it makes.
     "api.middleware.ContractErrorMiddleware",
@@ -90,6 +92,8 @@ MIDDLEWARE = [
 # options would only cost every bid their time.
 API_PATH_PREFIX = "/api/"
 API_MIDDLEWARE = [
+    # First: a bad Host or an oversized body on /api/ is refused before anything reads them.
+    "api.middleware.RequestEdgesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "api.middleware.ContractErrorMiddleware",  # also sets Content-Length (api/middleware.py)
     "api.bid_route.BidRouteMiddleware",  # last: a bid goes straight to its view (api/bid_route.py)
