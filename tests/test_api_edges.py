@@ -256,3 +256,20 @@ def test_a_signed_notification_without_wechat_pay_in_use_is_404_and_with_it_misc
     # Payments go through WeChat Pay and our keys are missing: WeChat should send it again later.
     settings.AUCTION_PAYMENT_GATEWAY = "wechat"
     wechat_fail(client.post(path, b"{}", content_type="application/json", headers=SIGNED_LOOKING), 503)
+
+
+@pytest.mark.parametrize("body", ["true", "[]", "100", '"x"', "null"])
+def test_a_body_that_is_not_a_json_object_is_422(user_api, body):
+    order = won_order(user_api)
+    assert_error(raw(user_api, "POST", f"/orders/{order.order_no}/quote", body), 422, "validation_error")
+    assert_error(raw(user_api, "POST", "/deposits", body), 422, "validation_error")
+
+
+def test_every_operation_declares_the_edge_answers_in_the_document(client):
+    document = client.get("/api/v1/openapi.json").json()
+    for path, methods in document["paths"].items():
+        shape = "WechatFailOut" if path.startswith("/api/v1/payments/wechat/") else "ErrorOut"
+        for method, operation in methods.items():
+            for status in ("400", "413"):
+                declared = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert declared == {"$ref": f"#/components/schemas/{shape}"}, (method, path, status)
