@@ -3,7 +3,7 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from api import throttling
-from api.schemas import ErrorOut, UserOut
+from api.schemas import ErrorOut, TextIn, UserOut
 from api.security import LiveBearerToken
 from auction.errors import SandboxOff
 from auction.services.accounts import user_from_openid, user_login_wechat
@@ -13,12 +13,12 @@ router = Router(tags=["login"])
 
 
 class WechatLoginIn(Schema):
-    code: str = Field(min_length=1, max_length=128, description="The code from wx.login()")
+    code: TextIn = Field(min_length=1, max_length=128, description="The code from wx.login()")
 
 
 class SandboxLoginIn(Schema):
     openid: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")
-    nickname: str = Field("", max_length=64)
+    nickname: TextIn = Field("", max_length=64)
 
 
 class LoginOut(Schema):

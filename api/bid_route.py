@@ -16,8 +16,9 @@ what re-derives what it already knows:
 - no parameter model: it takes only a body that ``BidIn`` would accept as it is,
   a JSON object whose ``price`` is an int in range, with an Authorization
   header. Anything else (a number as a string, a float, true, a missing field,
-  bad JSON, no header) goes on to the full route, which coerces or refuses it
-  exactly as before;
+  bad JSON, no header) goes on to the full route, which refuses it exactly as
+  before (422, or 401 without a token); a bad Host or an oversized body never
+  gets here (api.middleware.RequestEdgesMiddleware, first in the chain);
 - no response model: the view's answer already is what ``BidPlacedOut`` renders
   (a test compares both routes byte for byte).
 """

@@ -6,7 +6,7 @@ from pydantic import model_validator
 
 from api import presenters, throttling
 from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
-from api.schemas import ErrorOut, ListParams, PaymentOut, paginated
+from api.schemas import ErrorOut, IdIn, ListParams, PaymentOut, paginated
 from auction.models import DepositStatus
 from auction.services.deposits import deposit_request, deposits_for_user
 from auction.services.payments import payment_prepare
@@ -15,8 +15,8 @@ router = Router(tags=["deposits"])
 
 
 class DepositIn(Schema):
-    lot_id: int | None = Field(None, ge=1)
-    special_id: int | None = Field(None, ge=1)
+    lot_id: IdIn | None = None
+    special_id: IdIn | None = None
 
     @model_validator(mode="after")
     def one_target(self):

@@ -3,9 +3,9 @@
 import logging
 import math
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
@@ -28,7 +28,7 @@ STATUS_CODES = {
     403: ("forbidden", "Not allowed."),
     404: ("not_found", "Not found."),
     405: ("method_not_allowed", "This path does not take that method."),
-    413: ("too_large", "The request is too large."),
+    413: ("payload_too_large", "The request body is too large."),
     422: ("validation_error", "The request has invalid fields."),
     429: ("throttled", "Too many requests; slow down."),
     503: ("unavailable", "The service is not answering; try again shortly."),
@@ -98,6 +98,21 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ObjectDoesNotExist)
     def does_not_exist(request: HttpRequest, exc: ObjectDoesNotExist) -> HttpResponse:
         return error_response(404)
+
+    # api.middleware.RequestEdgesMiddleware refuses a bad Host and an oversized
+    # body before any view; these are the last line should Django still raise
+    # one while a view reads the request (too many query fields, a client gone mid-body).
+    @api.exception_handler(RequestDataTooBig)
+    def request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return error_response(413)
+
+    @api.exception_handler(SuspiciousOperation)
+    def suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+        return error_response(400)
+
+    @api.exception_handler(UnreadablePostError)
+    def unreadable(request: HttpRequest, exc: UnreadablePostError) -> HttpResponse:
+        return error_response(400)
 
     @api.exception_handler(GatewayError)
     def gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:

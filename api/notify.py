@@ -11,12 +11,14 @@ transaction under the payment's lock); what follows from it runs as jobs.
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router, Schema
 
 from auction.errors import NotFound
 from auction.gateways.wechatpay import WechatPayNotConfigured
+from auction.gateways.wechatpay_client import NONCE, SERIAL, SIGNATURE, TIMESTAMP
 from auction.gateways.wechatpay_notify import (
     NotificationRejected,
     payment_notification_report,
@@ -48,7 +50,15 @@ def _raw_body(request: HttpRequest) -> bytes:
         raise NotificationRejected("too_large", "body too large", status=413) from None
 
 
+def _is_signed(request: HttpRequest) -> bool:
+    return all(request.headers.get(name) for name in (TIMESTAMP, NONCE, SIGNATURE, SERIAL))
+
+
 def _answer(request: HttpRequest, kind: str, apply) -> HttpResponse:
+    if not _is_signed(request):
+        # Unverifiable with any keys: refused before the keys are even looked up,
+        # so a missing configuration does not turn a stranger's post into a 503.
+        return _fail(401, "签名错误 (no signature)")
     try:
         apply(request.headers, _raw_body(request))
     except NotificationRejected as error:
@@ -61,6 +71,11 @@ def _answer(request: HttpRequest, kind: str, apply) -> HttpResponse:
         # payment_apply_success recorded it (payment.amount_mismatch) for ops.
         return _fail(400, "amount does not match the payment")
     except WechatPayNotConfigured:
+        if settings.AUCTION_PAYMENT_GATEWAY != "wechat":
+            # No payment of ours went through WeChat Pay: nothing it could tell us.
+            logger.warning("WeChat Pay %s notification received, but payments do not go through WeChat Pay", kind)
+            return _fail(404, "WeChat Pay is not in use here")
+        # Ours, but our keys are missing: WeChat sends it again once ops fix them.
         logger.error("WeChat Pay %s notification received but WeChat Pay is not configured", kind)
         return _fail(503, "not configured")
     except Exception:

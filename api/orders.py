@@ -5,7 +5,7 @@ from ninja import Field, Query, Router, Schema
 
 from api import presenters, throttling
 from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
-from api.schemas import ErrorOut, ImageOut, ListParams, PaymentOut, paginated
+from api.schemas import ErrorOut, IdIn, ImageOut, ListParams, PaymentOut, TextIn, paginated
 from auction.models import OrderStatus
 from auction.services.orders import order_for_user, order_pay, order_quote, orders_for_user
 from auction.services.payments import payment_prepare
@@ -42,7 +42,7 @@ class OrderFilter(ListParams):
 
 
 class QuoteIn(Schema):
-    user_coupon_id: int | None = Field(None, ge=1)
+    user_coupon_id: IdIn | None = None
 
 
 class QuoteOut(Schema):
@@ -53,10 +53,10 @@ class QuoteOut(Schema):
 
 
 class AddressIn(Schema):
-    name: str = Field(min_length=1, max_length=64)
+    name: TextIn = Field(min_length=1, max_length=64)
     phone: str = Field(min_length=5, max_length=32, pattern=r"^[0-9+\- ]+$")
-    region: str = Field(min_length=1, max_length=128)
-    detail: str = Field(min_length=1, max_length=255)
+    region: TextIn = Field(min_length=1, max_length=128)
+    detail: TextIn = Field(min_length=1, max_length=255)
 
 
 class PayIn(QuoteIn):

@@ -4,22 +4,29 @@ from datetime import datetime
 from typing import Annotated
 
 from ninja import Field, Schema
-from pydantic import BeforeValidator
+from pydantic import Strict
 
 from auction.money import MAX_FEN
 
+# Numbers a client sends are JSON integers and nothing else (CONTRACT.md,
+# Conventions): strict, because pydantic would otherwise take "100", " 100 ",
+# 100.0, 1e5 and true (a bool is an int in Python: lot 1, 1 fen) as integers.
+# (The constraints before Strict: the OpenAPI document still shows
+# "type": "integer" with "minimum"/"maximum".)
 
-def _not_true_or_false(value):
-    # Python's bool is an int, so pydantic would take JSON's true as 1 fen.
-    if isinstance(value, bool):
-        raise ValueError("an amount in fen, not true or false")
-    return value
+# An amount: whole fen, at least 1, at most MAX_FEN.
+FenIn = Annotated[int, Field(ge=1, le=MAX_FEN, description="fen"), Strict()]
+# A row's id (lot, special, user coupon...): what a BigAutoField holds.
+MAX_ID = 2**63 - 1
+IdIn = Annotated[int, Field(ge=1, le=MAX_ID), Strict()]
 
-
-# An amount a client sends: whole fen, at least 1, at most MAX_FEN.
-# (The constraints before the validator: the other way round, the OpenAPI
-# document shows them as "ge"/"le" instead of "minimum"/"maximum".)
-FenIn = Annotated[int, Field(ge=1, le=MAX_FEN, description="fen"), BeforeValidator(_not_true_or_false)]
+# Text a person typed (a nickname, an address): no C0 or C1 controls (\x00
+# included) and no bidi embeddings, overrides or isolates, which can make a
+# name or an address read differently from what it is. A pattern, so the
+# OpenAPI document says it too; a field with a stricter pattern of its own
+# (an openid, a phone number) is a plain str with that one instead.
+PLAIN_TEXT = "^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+TextIn = Annotated[str, Field(pattern=PLAIN_TEXT)]
 
 
 class ErrorOut(Schema):

@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a bad Host or an oversized body on /api/ is refused before anything reads them.
+    "api.middleware.RequestEdgesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Outside CommonMiddleware, so it also sees the slash redirects it makes.
     "api.middleware.ContractErrorMiddleware",
@@ -94,6 +96,8 @@ MIDDLEWARE = [
 # options would only cost every bid their time.
 API_PATH_PREFIX = "/api/"
 API_MIDDLEWARE = [
+    # First: a bad Host or an oversized body on /api/ is refused before anything reads them.
+    "api.middleware.RequestEdgesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "api.middleware.ContractErrorMiddleware",  # also sets Content-Length (api/middleware.py)
     "api.idempotency.IdempotencyMiddleware",  # before the bid's route, so both routes replay alike

@@ -2,6 +2,7 @@
 # Installs the Debian packages a target needs, when they are missing.
 #   scripts/system-packages.sh mysql     headers mysqlclient builds against
 #   scripts/system-packages.sh chromium  the browser the browser tests drive
+#   scripts/system-packages.sh nginx     the front tests/test_nginx.py runs deploy/nginx.conf in
 # Not root: prints the apt-get line to run instead, and fails.
 set -euo pipefail
 
@@ -13,8 +14,11 @@ case "${1:-}" in
   chromium)
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     ;;
+  nginx)
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+    ;;
   *)
-    echo "usage: $0 mysql|chromium" >&2
+    echo "usage: $0 mysql|chromium|nginx" >&2
     exit 2
     ;;
 esac

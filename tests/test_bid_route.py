@@ -131,7 +131,8 @@ def test_every_refusal_answers_the_same_on_both_routes(client, full_route, serve
 
 
 @pytest.mark.parametrize("body, headers, status", [
-    ({"price": "150000"}, {}, 201),  # Ninja coerces it; the direct route leaves it to Ninja
+    ({"price": "150000"}, {}, 422),  # money is a JSON integer (CONTRACT.md), on both routes
+    ({"price": 150000.0}, {}, 422),
     ({"price": 1.5}, {}, 422),
     ({"price": True}, {}, 422),
     ({}, {}, 422),

@@ -363,9 +363,10 @@ def test_notify_paths_live_beside_the_token_protected_payment_paths(client, fake
 
 
 def test_notifications_without_wechat_pay_configured_are_refused_not_crashed(client, settings):
+    # An unsigned post is refused whatever the keys (tests/test_api_edges.py has the other cases).
     settings.WECHATPAY_MCHID = ""
     response = client.post("/api/v1/payments/wechat/notify", data=b"{}", content_type="application/json")
-    assert_fail(response, 503)
+    assert_fail(response, 401)
 
 
 def test_a_success_is_answered_well_within_five_seconds(client, fake, lot):

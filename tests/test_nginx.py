@@ -1,0 +1,159 @@
+"""The shipped deploy/nginx.conf refuses what never should reach Django: an
+unknown Host (the connection closes, 444), an API body over its limit (413)
+and an over-long URL (414), the last two in the contract's JSON.
+
+It runs the real nginx on loopback with the file as shipped, changed only
+where a test must: a loopback port for 443 and 80 (no TLS), and a stand-in
+upstream that counts what reached it.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+SHIPPED = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
+HOST = "auction.example.com"
+NGINX = shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if os.path.exists(path)), None)
+
+if NGINX is None:
+    if os.environ.get("CI"):
+        pytest.fail("nginx is not installed (scripts/system-packages.sh nginx)", pytrace=False)
+    pytest.skip("nginx is not installed: scripts/system-packages.sh nginx", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Upstream:
+    """What gunicorn would be: answers 200 and records each request it got."""
+
+    def __init__(self):
+        self.seen: list[tuple[str, str, int]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                upstream.seen.append((self.command, self.path, length))
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def for_the_test(conf: str, *, port: int, redirect_port: int, upstream_port: int) -> str:
+    replacements = {
+        "server unix:/run/auction/gunicorn.sock;": f"server 127.0.0.1:{upstream_port};",
+        "listen 80 default_server;": f"listen 127.0.0.1:{port} default_server;",
+        "listen 443 ssl default_server;": "",
+        "ssl_reject_handshake on;": "",
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{port};",
+        "listen 80;": f"listen 127.0.0.1:{redirect_port};",
+    }
+    for shipped, tested in replacements.items():
+        assert shipped in conf, shipped
+        conf = conf.replace(shipped, tested)
+    return "\n".join(line for line in conf.splitlines() if "ssl_certificate" not in line)
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("nginx")
+    upstream = Upstream()
+    port, redirect_port = _free_port(), _free_port()
+    site = for_the_test(SHIPPED.read_text(), port=port, redirect_port=redirect_port, upstream_port=upstream.port)
+    temp = " ".join(f"{kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (folder / "nginx.conf").write_text(
+        f"daemon off; worker_processes 1; pid {folder / 'nginx.pid'}; error_log {folder / 'error.log'} warn;\n"
+        + ("user root;\n" if os.geteuid() == 0 else "")
+        + f"events {{ worker_connections 64; }}\nhttp {{ access_log off; {temp}\n{site}\n}}\n"
+    )
+    nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf")], stdout=subprocess.DEVNULL,
+                             stderr=open(folder / "stderr.log", "wb"), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if nginx.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"nginx did not start: {(folder / 'stderr.log').read_text()}{(folder / 'error.log').read_text()}")
+                time.sleep(0.1)
+        yield {"url": f"http://127.0.0.1:{port}", "port": port, "upstream": upstream}
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        upstream.stop()
+
+
+def client(front) -> httpx.Client:
+    return httpx.Client(base_url=front["url"], headers={"Host": HOST}, trust_env=False, timeout=10)
+
+
+def assert_contract(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = json.loads(response.content)
+    assert set(body) == {"code", "message", "detail"} and body["code"] == code, body
+
+
+def test_our_host_reaches_the_app(front):
+    with client(front) as http:
+        assert http.get("/api/v1/specials").status_code == 200
+    assert ("GET", "/api/v1/specials", 0) in front["upstream"].seen
+
+
+def test_an_unknown_host_is_closed_without_an_answer(front):
+    with socket.create_connection(("127.0.0.1", front["port"]), timeout=5) as sock:
+        sock.sendall(b"GET /api/v1/specials HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+        assert sock.recv(1024) == b""  # 444: no status line at all
+    assert not any(path == "/api/v1/specials" and method == "GET" for method, path, _ in front["upstream"].seen[1:])
+
+
+def test_an_api_body_over_64k_is_refused_by_nginx_in_the_contracts_shape(front):
+    seen = len(front["upstream"].seen)
+    with client(front) as http:
+        assert_contract(http.post("/api/v1/deposits", content=b"x" * (65 * 1024)), 413, "payload_too_large")
+        assert http.post("/api/v1/deposits", content=b"x" * (60 * 1024)).status_code == 200
+    assert [length for _, _, length in front["upstream"].seen[seen:]] == [60 * 1024]
+
+
+def test_admin_uploads_keep_their_25_megabytes(front):
+    with client(front) as http:
+        assert http.post("/admin/images/multiple/add/", content=b"x" * (2 * 1024 * 1024)).status_code == 200
+        assert http.post("/admin/images/multiple/add/", content=b"x" * (26 * 1024 * 1024)).status_code == 413
+
+
+def test_an_over_long_url_is_a_contract_414(front):
+    with client(front) as http:
+        assert_contract(http.get("/api/v1/specials?q=" + "a" * 10_000), 414, "uri_too_long")
+        assert_contract(http.get("/api/v1/specials", headers={"X-Big": "b" * 10_000}), 400, "bad_request")
