@@ -24,6 +24,9 @@ def clear_cache(request):
     reachable = not isinstance(caches["default"], DatabaseCache) or bool(
         request.node.get_closest_marker("django_db") or {"db", "transactional_db"} & set(request.fixturenames)
     )
+    if reachable and isinstance(caches["default"], DatabaseCache) and not request.node.get_closest_marker("django_db"):
+        # Autouse fixtures run before the test's own: open the database it asked for first.
+        request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
     if reachable:
         cache.clear()
     _clear_renditions()
