@@ -1,10 +1,11 @@
 from datetime import datetime
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from ninja import Field, Router, Schema
 
 from api import presenters
+from api.lot_etag import lot_etag, matches
 from api.schemas import ErrorOut, ImageOut, LotSummaryOut
 from api.security import optional_user
 from auction import selectors
@@ -37,7 +38,19 @@ def _published_lot(lot_id: int):
     return lot
 
 
-@router.get("/{int:lot_id}", response={200: LotDetailOut, 401: ErrorOut, 404: ErrorOut}, summary="A lot (拍品)")
-def lot(request: HttpRequest, lot_id: int):
+@router.get(
+    "/{int:lot_id}", response={200: LotDetailOut, 304: None, 401: ErrorOut, 404: ErrorOut}, summary="A lot (拍品)",
+    description="Answers with an ETag; send it back in If-None-Match to get 304 and no body while nothing changed.",
+)
+def lot(request: HttpRequest, lot_id: int, response: HttpResponse):
     user = optional_user(request)
-    return presenters.lot_detail(request, _published_lot(lot_id), timezone.now(), user)
+    now = timezone.now()
+    etag = lot_etag(lot_id=lot_id, now=now, user=user)
+    if etag is None:
+        raise NotFound()
+    if matches(request.headers.get("If-None-Match", ""), etag):
+        not_modified = HttpResponseNotModified()
+        not_modified["ETag"] = etag
+        return not_modified
+    response["ETag"] = etag
+    return presenters.lot_detail(request, _published_lot(lot_id), now, user)

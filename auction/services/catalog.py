@@ -18,6 +18,7 @@ from auction import signals
 from auction.models import Lot, LotImage, Special
 from auction.money import MAX_FEN, format_yuan
 from auction.selectors import lot_card_forget
+from auction.services.live import live_lot_changed
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def _reschedule_lots(special: Special, lot_page_ids: list[int] | None, now: date
         if (lot.position, lot.ends_at) != (position, ends_at):
             Lot.objects.filter(pk=lot.pk).update(position=position, ends_at=ends_at, version=F("version") + 1)
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=ends_at)
+            live_lot_changed(lot_id=lot.pk)
 
 
 @transaction.atomic
@@ -246,6 +248,8 @@ def lot_publish(
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     _replace_images(lot, content.image_ids)
     transaction.on_commit(lambda: lot_card_forget(lot.pk))
+    if not created:
+        live_lot_changed(lot_id=lot.pk, version=lot.version)
     return PublishResult(row=lot, created=created, refused_terms=refused)
 
 
@@ -263,3 +267,5 @@ def catalog_unpublish(*, page_id: int) -> None:
     """Hide a special or lot from the catalog; its market rows and bids stay."""
     Special.objects.filter(page_id=page_id).update(is_published=False, updated_at=timezone.now())
     Lot.objects.filter(page_id=page_id).update(is_published=False, version=F("version") + 1, updated_at=timezone.now())
+    for lot_id in Lot.objects.filter(page_id=page_id).values_list("id", flat=True):
+        live_lot_changed(lot_id=lot_id)

@@ -25,6 +25,7 @@ from auction.models import (
 from auction.services import coupons
 from auction.services.deposits import deposit_apply, deposit_forfeit
 from auction.services.events import event_record
+from auction.services.live import live_lot_changed
 from auction.services.payments import payment_close, payment_open, random_number, refund_create
 
 
@@ -173,6 +174,7 @@ def order_expire(*, order_id: int) -> bool:
         coupons.coupon_release_for_order(order=order, reason="order overdue", actor="job")
         if Lot.objects.filter(pk=order.lot_id, status=LotStatus.SOLD).update(status=LotStatus.DEFAULTED, version=F("version") + 1):
             event_record("lot.defaulted", actor="job", user_id=order.user_id, lot=order.lot, order=order)
+            live_lot_changed(lot_id=order.lot_id)
         deposits = Deposit.objects.select_for_update().filter(user_id=order.user_id, status=DepositStatus.HELD).filter(
             Q(scope=DepositScope.LOT, lot_id=order.lot_id) | Q(scope=DepositScope.SPECIAL, special_id=order.lot.special_id)
         )
