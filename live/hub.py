@@ -54,6 +54,7 @@ class LotFeed:
     version: int | None = None
     dirty: bool = False
     committed_at: float | None = None
+    shown: dict | None = None  # the lot as the last message showed it
     last_read: float = 0.0
     reading: asyncio.Task | None = None
 
@@ -74,7 +75,15 @@ class Hub:
         if self.source is None:
             self.source = source_for_settings(self.deliver, self.resync)
             self.source.start()
+            asyncio.get_running_loop().create_task(self._resync_now_and_then())
         return self.source
+
+    async def _resync_now_and_then(self) -> None:
+        """A safety net under pub/sub, which drops what it cannot deliver: every watched
+        lot is read again now and then, and a state nobody announced still arrives."""
+        while True:
+            await asyncio.sleep(settings.LIVE_RESYNC_SECONDS)
+            self.resync()
 
     def admit(self, socket: Socket) -> str | None:
         """Count a new socket against the caps; the reason when it is over one."""
@@ -181,7 +190,10 @@ class Hub:
                 change = changes.get(lot_id)
                 if change is None:
                     continue
+                if not change["bids"] and change["version"] == feed.version and change["lot"] == feed.shown:
+                    continue  # nothing a watcher would see (a resync, a status job that changed nothing here)
                 previous_version = feed.version
+                feed.shown = change["lot"]
                 feed.newest_bid_id = change["newest_bid_id"]
                 feed.version = change["version"]
                 message = {

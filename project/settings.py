@@ -277,6 +277,8 @@ LIVE_MAX_SOCKETS_PER_USER = env_int("LIVE_MAX_SOCKETS_PER_USER", 10)
 LIVE_IDLE_SECONDS = float(os.environ.get("LIVE_IDLE_SECONDS", "60"))
 # At most this many `lot` messages a second per lot to one socket (bursts coalesce).
 LIVE_MESSAGES_PER_SECOND = float(os.environ.get("LIVE_MESSAGES_PER_SECOND", "5"))
+# Every watched lot is read again this often, in case an announcement was lost.
+LIVE_RESYNC_SECONDS = float(os.environ.get("LIVE_RESYNC_SECONDS", "15"))
 # The embedded default's change log is read this often.
 LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.15"))
 # Behind nginx the client's address is in this header (deploy/nginx.conf sets X-Real-IP).
