@@ -6,7 +6,6 @@ same service as the HTTP API and adds the caller's own view (``my``) and
 personal events.
 """
 
-import asyncio
 import json
 import time
 
@@ -63,28 +62,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.admitted = True
         await hub.join(self)
-        self.idle_watch = asyncio.get_running_loop().create_task(self._close_when_idle())
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
         await self.send_message("error", code=code, message=message)
         await self.close(code=close_code)
 
     async def disconnect(self, code) -> None:
-        watch = getattr(self, "idle_watch", None)
-        if watch is not None:
-            watch.cancel()
         await hub.leave(self, self.lot_ids, admitted=self.admitted)
         self.lot_ids = set()
 
-    async def _close_when_idle(self) -> None:
+    async def close_idle(self) -> None:
+        """Called by the hub's sweep (one task for all sockets, not one each)."""
         idle = settings.LIVE_IDLE_SECONDS
-        while True:
-            silent = time.monotonic() - self.last_heard
-            if silent >= idle:
-                await self.send_message("error", code="idle", message=f"Nothing heard for {idle:.0f}s: closing.")
-                await self.close(code=CLOSE_IDLE)
-                return
-            await asyncio.sleep(min(idle - silent + 0.05, 5.0))
+        await self.send_message("error", code="idle", message=f"Nothing heard for {idle:.0f}s: closing.")
+        await self.close(code=CLOSE_IDLE)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

@@ -35,8 +35,11 @@ class Socket(Protocol):
     user_id: int | None
     origin: Origin
     client_ip: str
+    last_heard: float  # time.monotonic() of the last message from the client
 
     async def send_text(self, text: str) -> None: ...
+
+    async def close_idle(self) -> None: ...
 
 
 def dumps(message: dict) -> str:
@@ -65,6 +68,7 @@ class Hub:
         self.users: dict[int, set] = defaultdict(set)
         self.sockets_by_ip: dict[str, int] = defaultdict(int)
         self.sockets = 0
+        self.joined: set = set()
         self.messages_sent = 0
         self.source: Source | None = None
         self._read_lots = sync_to_async(reads.lot_changes, thread_sensitive=True)
@@ -76,7 +80,17 @@ class Hub:
             self.source = source_for_settings(self.deliver, self.resync)
             self.source.start()
             asyncio.get_running_loop().create_task(self._resync_now_and_then())
+            asyncio.get_running_loop().create_task(self._close_idle_sockets())
         return self.source
+
+    async def _close_idle_sockets(self) -> None:
+        while True:
+            idle = settings.LIVE_IDLE_SECONDS
+            await asyncio.sleep(min(max(idle / 10, 0.1), 5.0))
+            cutoff = time.monotonic() - idle
+            for socket in [socket for socket in self.joined if socket.last_heard < cutoff]:
+                self.joined.discard(socket)
+                asyncio.get_running_loop().create_task(socket.close_idle())
 
     async def _resync_now_and_then(self) -> None:
         """A safety net under pub/sub, which drops what it cannot deliver: every watched
@@ -97,6 +111,7 @@ class Hub:
 
     async def join(self, socket: Socket) -> None:
         source = self._source()
+        self.joined.add(socket)
         if socket.user_id:
             if not self.users[socket.user_id]:
                 await source.subscribe(user_channel(socket.user_id))
@@ -108,6 +123,7 @@ class Hub:
             self.sockets_by_ip[socket.client_ip] -= 1
             if self.sockets_by_ip[socket.client_ip] <= 0:
                 del self.sockets_by_ip[socket.client_ip]
+        self.joined.discard(socket)
         await self.unwatch(socket, lot_ids)
         if socket.user_id and socket in self.users.get(socket.user_id, ()):
             self.users[socket.user_id].discard(socket)

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from auction.models import Bid, LiveChange
 from auction.services.bidding import auto_bid_set, bid_place
-from auction.services.live import live_publisher_reset, redis_channel
+from auction.services.live import live_publisher_flush, live_publisher_reset, redis_channel
 from tests.factories import LotFactory, UserFactory
 from tests.market import bid, bidder, hammer, pay_deposit
 
@@ -171,12 +171,13 @@ def test_bids_announce_through_redis_and_a_dead_redis_never_fails_a_bid(client, 
         assert bid(b, lot.pk, 110_000).status_code == 201
         assert bid(a, lot.pk, 120_000).status_code == 201
         elapsed = time.monotonic() - started
+        assert live_publisher_flush()
     assert "publishing" in caplog.text
     assert Bid.objects.filter(lot=lot).count() == 3
     assert elapsed < 5, elapsed  # two bids on a busy box; no retry loop, no long timeout
 
 
-def test_a_hung_redis_costs_a_bid_one_short_timeout_at_most(client, settings, caplog):
+def test_a_hung_redis_never_slows_a_bid(client, settings, caplog):
     # given a "Redis" that accepts connections and never answers
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -209,18 +210,20 @@ def test_a_hung_redis_costs_a_bid_one_short_timeout_at_most(client, settings, ca
                 started = time.monotonic()
                 bid_place(lot_id=lot.pk, user=user, price=price)
                 timings.append(time.monotonic() - started)
+            assert live_publisher_flush()
     finally:
         stop.set()
         thread.join(timeout=5)
         for connection in accepted:
             connection.close()
         listener.close()
-    # then all are accepted; only the first waited, for one publish timeout (50 ms): the
-    # next ones, inside the retry window, never asked Redis
+    # then all are accepted without waiting for Redis (the publisher's thread waits, once,
+    # for one publish timeout, 50 ms): the next announcements, inside the retry window,
+    # never asked it again
     assert Bid.objects.filter(lot=lot).count() == 3
     assert "publishing" in caplog.text
     assert len(accepted) == 1, "Redis was asked again inside its retry window"
-    assert max(timings) < 2, timings
+    assert max(timings) < 1, timings
 
 
 def bidder_for(client, user):
