@@ -44,8 +44,7 @@ def _published_lot(lot_id: int):
 )
 def lot(request: HttpRequest, lot_id: int, response: HttpResponse):
     user = optional_user(request)
-    now = timezone.now()
-    etag = lot_etag(lot_id=lot_id, now=now, user=user)
+    etag = lot_etag(lot_id=lot_id, now=timezone.now(), user=user)
     if etag is None:
         raise NotFound()
     if matches(request.headers.get("If-None-Match", ""), etag):
@@ -53,4 +52,4 @@ def lot(request: HttpRequest, lot_id: int, response: HttpResponse):
         not_modified["ETag"] = etag
         return not_modified
     response["ETag"] = etag
-    return presenters.lot_detail(request, _published_lot(lot_id), now, user)
+    return presenters.lot_detail(request, _published_lot(lot_id), timezone.now(), user)

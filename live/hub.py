@@ -191,13 +191,15 @@ class Hub:
                 wait = feed.last_read + interval - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)  # more announcements coalesce meanwhile
+                if feed.newest_bid_id is None:
+                    # The first snapshot is still being read, perhaps from before this
+                    # change: read once it is in, so the change is shown either way.
+                    feed.last_read = time.monotonic()
+                    continue
                 feed.dirty = False
                 feed.last_read = time.monotonic()
                 committed_at = feed.committed_at
                 feed.committed_at = None
-                if feed.newest_bid_id is None:
-                    # No snapshot read yet: that snapshot will show this change.
-                    continue
                 try:
                     changes = await self._read_lots({lot_id: feed.newest_bid_id})
                 except Exception:  # noqa: BLE001  (the next announcement or resync reads again)
