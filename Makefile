@@ -48,6 +48,7 @@ run: migrate
 	@echo "API      http://$(AUCTION_HOST):$(AUCTION_PORT)/api/v1/specials"
 	@echo "API docs http://$(AUCTION_HOST):$(AUCTION_PORT)/api/v1/docs"
 	@echo "Admin    http://$(AUCTION_HOST):$(AUCTION_PORT)/admin/"
+	@echo "Live     ws://$(AUCTION_HOST):$(AUCTION_PORT)/ws/v1/live  (README: The live room)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start
 
 ## test: the whole suite on the embedded default (SQLite, database broker)

@@ -1,10 +1,11 @@
 from datetime import datetime
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils import timezone
 from ninja import Field, Router, Schema
 
 from api import presenters, throttling
+from api.lot_etag import lot_etag, matches
 from api.schemas import ErrorOut, ImageOut, LotSummaryOut
 from api.security import optional_user
 from auction import selectors
@@ -38,10 +39,26 @@ def _published_lot(lot_id: int):
     return lot
 
 
-@router.get("/{int:lot_id}", response={200: LotDetailOut, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut}, throttle=[throttling.anonymous_reads],
-            summary="A lot (拍品)")
-def lot(request: HttpRequest, lot_id: int):
+@router.get(
+    "/{int:lot_id}", response={200: LotDetailOut, 304: None, 401: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    throttle=[throttling.anonymous_reads], summary="A lot (拍品)",
+    description="Answers with an ETag; send it back in If-None-Match to get 304 and no body while nothing changed.",
+)
+def lot(request: HttpRequest, lot_id: int, response: HttpResponse):
     user = optional_user(request)
-    lot, now = _published_lot(lot_id), timezone.now()
+    now = timezone.now()
+    etag = lot_etag(lot_id=lot_id, now=now, user=user)
+    if etag is None:
+        raise NotFound()
+    if matches(request.headers.get("If-None-Match", ""), etag):
+        not_modified = HttpResponseNotModified()
+        not_modified["ETag"] = etag
+        return not_modified
+    lot = _published_lot(lot_id)
+    status_read = lot.status
     lots_settle_due([lot], now=now)
+    if lot.status != status_read:
+        # Settled by this read: the tag of the state it now shows.
+        etag = lot_etag(lot_id=lot_id, now=now, user=user) or etag
+    response["ETag"] = etag
     return presenters.lot_detail(request, lot, now, user)

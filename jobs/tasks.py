@@ -1,7 +1,7 @@
 """Django-Q2 tasks: each a few lines calling a service, each safe to run twice,
 late, or on two clusters at once (the services lock and re-check)."""
 
-from auction.services import deposits, idempotency, overdue, payments, reconcile, settlement, tokens
+from auction.services import deposits, idempotency, live, overdue, payments, reconcile, settlement, tokens
 
 
 def lot_end(lot_id: int) -> str:
@@ -34,7 +34,9 @@ def special_deposits(special_id: int) -> int:
 
 
 def sweep() -> dict:
-    return reconcile.reconcile()
+    result = reconcile.reconcile()
+    live.live_changes_purge()  # the embedded default's live change log (auction/services/live.py)
+    return result
 
 
 def tokens_purge() -> str:

@@ -347,6 +347,29 @@ WECHATPAY_API_BASE = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixi
 WECHATPAY_NOTIFY_BASE = os.environ.get("WECHATPAY_NOTIFY_BASE", "").rstrip("/")
 WECHATPAY_TIMEOUT_SECONDS = float(os.environ.get("WECHATPAY_TIMEOUT_SECONDS", "10"))
 
+# --- Live updates (WebSocket, issue 14: live/, auction/services/live.py) ------
+# Publishing goes through Redis pub/sub when it is configured, else through
+# the LiveChange table that every ASGI process tails (the embedded default).
+LIVE_ENABLED = env_bool("LIVE_ENABLED", True)
+LIVE_REDIS_URL = os.environ.get("LIVE_REDIS_URL", REDIS_URL)
+LIVE_CHANNEL_PREFIX = os.environ.get("LIVE_CHANNEL_PREFIX", os.environ.get("CACHE_KEY_PREFIX", "auction") + ":live")
+# A publish waits this long at most; after a failure Redis is left alone this long.
+LIVE_PUBLISH_TIMEOUT_SECONDS = float(os.environ.get("LIVE_PUBLISH_TIMEOUT_SECONDS", "0.05"))
+LIVE_PUBLISH_RETRY_SECONDS = float(os.environ.get("LIVE_PUBLISH_RETRY_SECONDS", "1"))
+LIVE_MAX_LOTS_PER_SOCKET = env_int("LIVE_MAX_LOTS_PER_SOCKET", 50)
+# Per ASGI process (each process counts its own sockets).
+LIVE_MAX_SOCKETS_PER_IP = env_int("LIVE_MAX_SOCKETS_PER_IP", 200)
+LIVE_MAX_SOCKETS_PER_USER = env_int("LIVE_MAX_SOCKETS_PER_USER", 10)
+LIVE_IDLE_SECONDS = float(os.environ.get("LIVE_IDLE_SECONDS", "60"))
+# At most this many `lot` messages a second per lot to one socket (bursts coalesce).
+LIVE_MESSAGES_PER_SECOND = float(os.environ.get("LIVE_MESSAGES_PER_SECOND", "5"))
+# Every watched lot is read again this often, in case an announcement was lost.
+LIVE_RESYNC_SECONDS = float(os.environ.get("LIVE_RESYNC_SECONDS", "15"))
+# The embedded default's change log is read this often.
+LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.15"))
+# Behind nginx the client's address is in this header (deploy/nginx.conf sets X-Real-IP).
+LIVE_CLIENT_IP_HEADER = os.environ.get("LIVE_CLIENT_IP_HEADER", "").lower()
+
 # --- Security (production) -------------------------------------------------
 
 if not DEBUG:

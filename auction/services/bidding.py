@@ -28,6 +28,7 @@ from auction.errors import AlreadyLeading, BidTooLow, DepositRequired, LotNotOpe
 from auction.increments import highest_price_outbid_by
 from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
 from auction.models.catalog import LOT_OUTCOMES
+from auction.services.live import live_lot_changed
 from auction.services.market_rows import LOT_MARKET_COLUMNS, MarketRead, OverBids, market_read, market_write
 from auction.services.tokens import TokenKey
 
@@ -51,6 +52,7 @@ class Market:
         self.read_version = self.lot.version
         self.read_bid_count = self.lot.bid_count
         self.read_ends_at = self.lot.ends_at
+        self.read_leader_id = self.lot.leader_id
 
     def place(self, user_id: int, price: int, *, auto: bool) -> Bid:
         bid = Bid(lot_id=self.lot.pk, user_id=user_id, price=price, is_auto=auto, created_at=self.now)
@@ -105,7 +107,23 @@ class Market:
             return False
         if self.extended:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
+        self._publish()
         return True
+
+    def _publish(self) -> None:
+        """Watchers see the new state after commit; whoever led before and leads no more is outbid."""
+        lot = self.lot
+        leaders = {self.read_leader_id, *(bid.user_id for bid in self.placed)}
+        outbid = tuple(user_id for user_id in leaders if user_id is not None and user_id != lot.leader_id)
+        # Only a lone plain bid lands over others (OverBids); it moves the version by one.
+        lone_plain = len(self.placed) == 1 and not self.placed[0].is_auto
+        landed_over_others = lone_plain and lot.version > self.read_version + 1
+        live_lot_changed(
+            lot_id=lot.pk, version=lot.version, price=lot.current_price,
+            # Bids it did not read landed first: the one it outbid is found after commit.
+            outbid_user_ids=() if landed_over_others else outbid,
+            outbid_before_bid_id=self.placed[0].pk if landed_over_others else None,
+        )
 
     def _over_bids(self) -> OverBids | None:
         if len(self.placed) != 1 or self.placed[0].is_auto:

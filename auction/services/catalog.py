@@ -17,6 +17,7 @@ from django.utils import timezone
 from auction import signals
 from auction.models import Lot, LotImage, Special
 from auction.money import MAX_FEN, format_yuan
+from auction.services.live import live_lot_changed
 from auction.services.market_rows import market_row_save, market_rows_update
 
 
@@ -196,6 +197,7 @@ def _reschedule_lots(special: Special, lot_page_ids: list[int] | None, now: date
         if (lot.position, lot.ends_at) != (position, ends_at):
             market_rows_update(Lot.objects.filter(pk=lot.pk), position=position, ends_at=ends_at)
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=ends_at)
+            live_lot_changed(lot_id=lot.pk)
 
 
 @transaction.atomic
@@ -247,6 +249,8 @@ def lot_publish(
         if "ends_at" in fields:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
     _replace_images(lot, content.image_ids)
+    if not created:
+        live_lot_changed(lot_id=lot.pk, version=lot.version)
     return PublishResult(row=lot, created=created, refused_terms=refused)
 
 
@@ -266,3 +270,5 @@ def catalog_unpublish(*, page_id: int) -> None:
     market_rows_update(
         Lot.objects.filter(page_id=page_id), is_published=False, content_version=F("content_version") + 1, updated_at=timezone.now()
     )
+    for lot_id in Lot.objects.filter(page_id=page_id).values_list("id", flat=True):
+        live_lot_changed(lot_id=lot_id)

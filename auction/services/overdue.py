@@ -14,6 +14,7 @@ from auction.models import Deposit, DepositScope, DepositStatus, Lot, LotStatus,
 from auction.services import coupons
 from auction.services.deposits import deposit_forfeit
 from auction.services.events import event_record
+from auction.services.live import live_lot_changed
 from auction.services.market_rows import market_rows_update
 from auction.services.payments import payment_close
 
@@ -40,6 +41,7 @@ def order_expire(*, order_id: int) -> bool:
         coupons.coupon_release_for_order(order=order, reason="order overdue", actor="job")
         if market_rows_update(Lot.objects.filter(pk=order.lot_id, status=LotStatus.SOLD), status=LotStatus.DEFAULTED):
             event_record("lot.defaulted", actor="job", user_id=order.user_id, lot=order.lot, order=order)
+            live_lot_changed(lot_id=order.lot_id)
         deposits = Deposit.objects.select_for_update().filter(user_id=order.user_id, status=DepositStatus.HELD).filter(
             Q(scope=DepositScope.LOT, lot_id=order.lot_id) | Q(scope=DepositScope.SPECIAL, special_id=order.lot.special_id)
         )

@@ -20,6 +20,7 @@ from auction.models.catalog import LOT_OUTCOMES, status_by_time
 from auction.selectors import special_closes_at
 from auction.services.deposits import lot_deposits_release, special_deposits_settle
 from auction.services.events import event_record
+from auction.services.live import live_lot_changed, live_user_event
 from auction.services.market_rows import market_row_save, market_rows_update
 from auction.services.orders import order_create
 
@@ -54,6 +55,9 @@ def lot_settle(*, lot_id: int) -> Order | None:
             amount=lot.current_price or None, data={"bid_count": lot.bid_count, "reserve_met": lot.reserve_met},
         )
         lot_deposits_release(lot=lot, winner_id=order.user_id if order else None)
+        live_lot_changed(lot_id=lot.pk, version=lot.version, price=lot.current_price)
+        if order is not None:
+            live_user_event(user_id=order.user_id, kind="won", lot_id=lot.pk, order_no=order.order_no)
         signals.special_outcome_changed.send(sender=Lot, special_id=lot.special_id)
     return order
 
@@ -89,10 +93,12 @@ def special_advance(*, special_id: int, now: datetime | None = None) -> str:
     if Special.objects.filter(pk=special_id).exclude(status=status).update(status=status):
         event_record(f"special.{status}", actor="job", special=special)
     phase = status_by_time(now, preview_at=special.preview_at, starts_at=special.starts_at) or LotStatus.BIDDING
-    market_rows_update(
+    if market_rows_update(
         Lot.objects.filter(special_id=special_id, status__in=(LotStatus.UPCOMING, LotStatus.PREVIEW, LotStatus.BIDDING)).exclude(status=phase),
         status=phase,
-    )
+    ):
+        for lot_id, version in Lot.objects.filter(special_id=special_id).values_list("id", "version"):
+            live_lot_changed(lot_id=lot_id, version=version)
     if status == SpecialStatus.ENDED:
         special_deposits_settle(special_id=special_id, now=now)
     return status

@@ -1,0 +1,341 @@
+"""W live watchers across L lots while bidders bid over HTTP (issue 14's benchmark).
+
+    ulimit -n 65536
+    .venv/bin/python bench/watchers.py --watchers 1000 --lots 50 --rate 100 --seconds 20
+
+MariaDB + Redis (``auction_live_bench``, Redis dbs 13/12 unless DATABASE_URL /
+REDIS_URL / REDIS_CACHE_URL say otherwise). Starts gunicorn behind nginx for the
+bids (deploy/gunicorn.conf.py, production's worker count unless --web-workers)
+and uvicorn with ``--workers`` (deploy/auction-live.service's shape) for the
+sockets, on a TCP port (nginx in front of the sockets is not in this version).
+All watchers are one asyncio process of ``websockets`` clients, this one.
+
+Phases: bids alone (accepted bids/s without watchers); W watchers connect
+(time for all, RSS of the ASGI processes per socket once idle); bids again with
+the watchers (accepted bids/s, messages/s delivered, commit -> receive latency
+from each message's ``committed_at``); then every watcher's last state is
+checked against the database (stale: must be 0); then a reconnect storm (all
+drop, all reconnect within the window, all must get snapshots).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+for key, value in {
+    "DATABASE_URL": "mysql://root@127.0.0.1:3306/auction_live_bench",
+    "REDIS_URL": "redis://127.0.0.1:6379/13",
+    "REDIS_CACHE_URL": "redis://127.0.0.1:6379/12",
+    "DJANGO_SETTINGS_MODULE": "project.settings",
+    "DJANGO_DEBUG": "1",
+    "AUCTION_SANDBOX": "1",
+    "LOG_LEVEL": "WARNING",
+}.items():
+    os.environ.setdefault(key, value)
+
+from machine import HOST, free_port, log  # noqa: E402
+from servers import Nginx, Server  # noqa: E402
+
+
+def seed(lots: int, bidders: int) -> tuple[list[int], list[str]]:
+    out = subprocess.run(
+        [sys.executable, str(HERE / "seed.py"), "--lots", str(lots), "--deposit", "0", "--increment", "1000"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    lot_ids = json.loads(out.stdout.strip().splitlines()[-1])["lot_ids"]
+    import django
+
+    django.setup()
+    from auction.models import User
+    from auction.services.tokens import token_issue
+
+    stamp = int(time.time() * 1000)
+    tokens = []
+    for index in range(bidders):
+        user = User.objects.create(username=f"wx:watchbench-{stamp}-{index}", openid=f"watchbench-{stamp}-{index}",
+                                   nickname=f"bench{index}")
+        tokens.append(token_issue(user=user))
+    return lot_ids, tokens
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            children = []
+        for child in children:
+            found.append(int(child))
+            frontier.append(int(child))
+    return found
+
+
+class Watchers:
+    def __init__(self, url: str, lot_ids: list[int], count: int):
+        self.url = url
+        self.lots = [lot_ids[index % len(lot_ids)] for index in range(count)]
+        self.last: list[dict | None] = [None] * count
+        self.sockets: list = [None] * count
+        self.tasks: list[asyncio.Task] = []
+        self.latencies: list[float] = []
+        self.messages = 0
+        self.snapshots = 0
+        self.errors = 0
+        self.recording = False
+
+    async def one(self, index: int, ready: asyncio.Event | None) -> None:
+        from websockets.asyncio.client import connect
+
+        try:
+            async with connect(self.url, open_timeout=60, ping_interval=None, proxy=None) as socket:
+                self.sockets[index] = socket
+                await socket.send(json.dumps({"op": "watch", "lot_ids": [self.lots[index]]}))
+                last_ping = time.monotonic()
+                while True:
+                    try:
+                        text = await asyncio.wait_for(socket.recv(), timeout=25)
+                    except TimeoutError:
+                        text = None
+                    if time.monotonic() - last_ping > 25:
+                        await socket.send('{"op":"ping"}')
+                        last_ping = time.monotonic()
+                    if text is None:
+                        continue
+                    message = json.loads(text)
+                    kind = message["type"]
+                    if kind == "snapshot":
+                        self.snapshots += 1
+                        self.last[index] = {"price": message["lot"]["current_price"], "version": message["version"]}
+                        if ready is not None:
+                            ready.set()
+                            ready = None
+                    elif kind == "lot":
+                        self.messages += 1
+                        self.last[index] = {"price": message["lot"]["current_price"], "version": message["version"]}
+                        if self.recording and message.get("committed_at"):
+                            committed = datetime.fromisoformat(message["committed_at"]).timestamp()
+                            self.latencies.append(time.time() - committed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            if ready is not None:
+                ready.set()
+
+    async def connect_all(self) -> float:
+        started = time.monotonic()
+        readies = []
+        for index in range(len(self.lots)):
+            ready = asyncio.Event()
+            readies.append(ready)
+            self.tasks.append(asyncio.create_task(self.one(index, ready)))
+            if index % 200 == 199:
+                await asyncio.sleep(0.05)  # a little pacing, like phones arriving
+        await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in readies)), timeout=600)
+        return time.monotonic() - started
+
+    async def drop_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+
+async def bid_for(seconds: float, rate: float, base: str, lot_ids: list[int], tokens: list[str]) -> dict:
+    import httpx
+
+    accepted = refused = failed = 0
+    prices = {lot_id: 100_000 for lot_id in lot_ids}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base + "/api/v1", limits=limits, timeout=30, trust_env=False) as client:
+        pending: set[asyncio.Task] = set()
+
+        async def one(lot_id: int, token: str) -> None:
+            nonlocal accepted, refused, failed
+            try:
+                price = prices[lot_id]
+                response = await client.post(f"/lots/{lot_id}/bids", json={"price": price},
+                                             headers={"Authorization": f"Bearer {token}"})
+                if response.status_code == 201:
+                    accepted += 1
+                    prices[lot_id] = response.json()["lot"]["next_min_bid"]
+                elif response.status_code == 409:
+                    refused += 1
+                    detail = response.json().get("detail") or {}
+                    if "next_min_bid" in detail:
+                        prices[lot_id] = max(prices[lot_id], detail["next_min_bid"])
+                else:
+                    failed += 1
+            except Exception:  # noqa: BLE001
+                failed += 1
+
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < seconds:
+            due = int((time.monotonic() - started) * rate)
+            while sent < due:
+                task = asyncio.create_task(one(random.choice(lot_ids), random.choice(tokens)))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sent += 1
+            await asyncio.sleep(0.005)
+        if pending:
+            await asyncio.wait(pending, timeout=30)
+        elapsed = time.monotonic() - started
+    return {"accepted_per_s": accepted / elapsed, "accepted": accepted, "refused": refused, "failed": failed, "sent": sent}
+
+
+def final_states(lot_ids: list[int]) -> dict[int, tuple[int, int]]:
+    from django.db import close_old_connections
+
+    from auction.models import Lot
+
+    close_old_connections()
+    return {lot_id: (price, version) for lot_id, price, version in
+            Lot.objects.filter(pk__in=lot_ids).values_list("pk", "current_price", "version")}
+
+
+async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
+    tmp = Path(args.tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LIVE_CHANNEL_PREFIX": f"watchbench-{int(time.time())}", "LIVE_MAX_SOCKETS_PER_IP": "1000000"}
+    front = Nginx(tmp, "watchers-web")
+    web = Server(app="project.wsgi", env=env, workers=args.web_workers, threads=1, log_path=tmp / "gunicorn.log",
+                 extra=[], front=front)
+    live_port = free_port()
+    live_log = open(tmp / "uvicorn.log", "ab")
+    live = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", HOST, "--port", str(live_port),
+         "--workers", str(args.live_workers), "--lifespan", "off", "--no-access-log", "--backlog", "8192"],
+        cwd=ROOT, env=env, stdout=live_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    watchers = None
+    warm = Watchers("", lot_ids, 0)
+    try:
+        web.start("/api/v1/specials")
+        import httpx
+
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://{HOST}:{live_port}/ws/health", timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        # A few sockets first, so each worker has loaded what a socket needs: the
+        # RSS that follows grows with the sockets, not with imports.
+        warm = Watchers(f"ws://{HOST}:{live_port}/ws/v1/live", lot_ids, 4 * args.live_workers)
+        await warm.connect_all()
+        await asyncio.sleep(1)
+        rss_before = rss_kib(descendants(live.pid))
+        log(f"bids alone: {args.seconds}s at {args.rate}/s")
+        alone = await bid_for(args.seconds, args.rate, web.base, lot_ids, tokens)
+        log(f"  {alone}")
+        watchers = Watchers(f"ws://{HOST}:{live_port}/ws/v1/live", lot_ids, args.watchers)
+        log(f"connecting {args.watchers} watchers over {args.lots} lots")
+        connect_seconds = await watchers.connect_all()
+        await asyncio.sleep(3)
+        rss_idle = rss_kib(descendants(live.pid))
+        log(f"  all connected in {connect_seconds:.1f}s, errors {watchers.errors}")
+        watchers.recording = True
+        messages_before = watchers.messages
+        with_watchers = await bid_for(args.seconds, args.rate, web.base, lot_ids, tokens)
+        delivered = (watchers.messages - messages_before) / args.seconds
+        watchers.recording = False
+        final = await asyncio.to_thread(final_states, lot_ids)
+
+        def stale_now() -> int:
+            return sum(1 for index, lot_id in enumerate(watchers.lots)
+                       if watchers.last[index] is None or watchers.last[index]["price"] != final[lot_id][0])
+
+        # The last coalesced messages: within a second normally; the hubs' resync
+        # (LIVE_RESYNC_SECONDS) is the net under anything lost.
+        stale_after = {}
+        for mark in (1, 3, 20):
+            await asyncio.sleep(mark - (max(stale_after) if stale_after else 0))
+            stale_after[mark] = stale_now()
+        stale = stale_after[20]
+        latencies = sorted(watchers.latencies) or [float("nan")]
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        # The reconnect storm: everyone drops and comes back.
+        await watchers.drop_all()
+        snapshots_before = watchers.snapshots
+        watchers.errors = 0
+        storm_seconds = await watchers.connect_all()
+        storm_snapshots = watchers.snapshots - snapshots_before
+        alive = live.poll() is None and web.proc is not None and web.proc.poll() is None
+        row = {
+            "W": args.watchers, "L": args.lots, "bid_rate": args.rate,
+            "connect_s": round(connect_seconds, 1),
+            "rss_per_socket_kib": round((rss_idle - rss_before) / max(args.watchers, 1), 1),
+            "messages_per_s": round(delivered, 1),
+            "commit_to_watcher_p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
+            "stale_final": stale, "stale_after_1_3_20_s": list(stale_after.values()),
+            "bids_per_s_alone": round(alone["accepted_per_s"], 1),
+            "bids_per_s_with_watchers": round(with_watchers["accepted_per_s"], 1),
+            "bid_failures": alone["failed"] + with_watchers["failed"],
+            "storm_s": round(storm_seconds, 1), "storm_snapshots": storm_snapshots, "storm_errors": watchers.errors,
+            "processes_alive": alive,
+        }
+        print(json.dumps(row))
+    finally:
+        if watchers is not None:
+            await watchers.drop_all()
+        await warm.drop_all()
+        web.stop()
+        if live.poll() is None:
+            live.terminate()
+            try:
+                live.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(live.pid, 9)
+        except ProcessLookupError:
+            pass
+        live_log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--lots", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=100, help="bids sent per second (open loop)")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--bidders", type=int, default=64)
+    parser.add_argument("--web-workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "4")))
+    parser.add_argument("--live-workers", type=int, default=2)
+    parser.add_argument("--tmp", default=str(ROOT / "var" / "bench-watchers"))
+    args = parser.parse_args()
+    lot_ids, tokens = seed(args.lots, args.bidders)
+    asyncio.run(run(args, lot_ids, tokens))
+
+
+if __name__ == "__main__":
+    main()
