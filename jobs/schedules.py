@@ -12,6 +12,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task
 
 SWEEP_NAME = "sweep: reconcile everything due"
+NOTIFICATIONS_NAME = "notifications: send what is due"
 
 
 def once(name: str, func: str, when: datetime, *args) -> Schedule:
@@ -50,6 +51,15 @@ def sweep_every_minute() -> Schedule:
     schedule, _ = Schedule.objects.update_or_create(
         name=SWEEP_NAME,
         defaults={"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+    )
+    return schedule
+
+
+def notifications_every_minute() -> Schedule:
+    # Outbids (derived from bids) and reminders (payment_due) wait for this one.
+    schedule, _ = Schedule.objects.update_or_create(
+        name=NOTIFICATIONS_NAME,
+        defaults={"func": "jobs.tasks.notifications_send", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
     )
     return schedule
 

@@ -1,7 +1,7 @@
 """Django-Q2 tasks: each a few lines calling a service, each safe to run twice,
 late, or on two clusters at once (the services lock and re-check)."""
 
-from auction.services import deposits, orders, payments, reconcile, settlement
+from auction.services import deposits, notifications, orders, payments, reconcile, settlement
 
 
 def lot_end(lot_id: int) -> str:
@@ -35,3 +35,7 @@ def special_deposits(special_id: int) -> int:
 
 def sweep() -> dict:
     return reconcile.reconcile()
+
+
+def notifications_send() -> dict:
+    return notifications.notifications_send()

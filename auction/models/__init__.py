@@ -3,6 +3,13 @@ from auction.models.catalog import Lot, LotImage, LotStatus, Special, SpecialSta
 from auction.models.coupons import Coupon, UserCoupon, UserCouponStatus
 from auction.models.deposits import ACTIVE_DEPOSIT_STATUSES, Deposit, DepositScope, DepositStatus
 from auction.models.events import Event
+from auction.models.notifications import (
+    LotReminder,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    SubscriptionCredit,
+)
 from auction.models.orders import Order, OrderStatus
 from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
 from auction.models.users import AuthToken, User
@@ -12,3 +19,4 @@ __all__ = [
     "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
     "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]
+__all__ += ["LotReminder", "Notification", "NotificationKind", "NotificationStatus", "SubscriptionCredit"]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from auction import signals
 from auction.models import Lot, LotStatus, Order, Special, SpecialStatus
 from auction.models.catalog import LOT_OUTCOMES, status_by_time
+from auction.services import notifications
 from auction.services.deposits import lot_deposits_release, special_closes_at, special_deposits_settle
 from auction.services.events import event_record
 from auction.services.orders import order_create
@@ -35,6 +36,7 @@ def lot_settle(*, lot_id: int) -> Order | None:
             lot.status = LotStatus.SOLD
             deadline = lot.ends_at + timedelta(seconds=settings.AUCTION_PAYMENT_WINDOW_SECONDS)
             order = order_create(lot=lot, winner_id=lot.leader_id, pay_deadline=deadline)
+            notifications.order_won_queue(order=order)
         else:
             lot.status = LotStatus.UNSOLD
         lot.version += 1
@@ -59,6 +61,8 @@ def special_advance(*, special_id: int, now: datetime | None = None) -> str:
     Lot.objects.filter(special_id=special_id, status__in=(LotStatus.UPCOMING, LotStatus.PREVIEW, LotStatus.BIDDING)).exclude(
         status=phase
     ).update(status=phase)
+    if phase == LotStatus.BIDDING and status != SpecialStatus.ENDED:
+        notifications.lot_opening_queue(special_id=special_id)
     if status == SpecialStatus.ENDED:
         special_deposits_settle(special_id=special_id, now=now)
     return status
