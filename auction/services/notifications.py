@@ -171,8 +171,10 @@ def outbid_derive(*, now: datetime | None = None) -> int:
 
 def _outbid_derive_lot(lot_id: int, now: datetime) -> int:
     interval = timedelta(seconds=settings.AUCTION_OUTBID_INTERVAL_SECONDS)
+    # Made on its own (INSERT IGNORE, autocommit): made inside the transaction,
+    # two workers' inserts of one key deadlock on InnoDB.
+    OutbidScan.objects.bulk_create([OutbidScan(lot_id=lot_id)], ignore_conflicts=True)
     with transaction.atomic():
-        OutbidScan.objects.get_or_create(lot_id=lot_id)
         scan = OutbidScan.objects.select_for_update().get(pk=lot_id)
         bids = list(Bid.objects.filter(lot_id=lot_id, id__gt=scan.last_bid_id).order_by("id").values_list("id", "user_id")[:OUTBID_SCAN_BIDS])
         if not bids:
