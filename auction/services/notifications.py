@@ -104,10 +104,11 @@ def lot_remind(*, user: User, lot_id: int, wanted: bool) -> None:
 
 def notification_queue(
     *, user_id: int, kind: str, object_id: int, lot_id: int | None = None, data: dict | None = None,
-    not_before: datetime | None = None,
+    not_before: datetime | None = None, announce: bool = True,
 ) -> None:
     """One outbox row, inside the caller's transaction; the same (user, kind,
-    object) a second time adds nothing. Kinds without a template are not queued."""
+    object) a second time adds nothing. Kinds without a template are not queued.
+    ``announce``: wake the sending job (a caller queuing many does it once)."""
     template_id = template_ids().get(kind)
     if not template_id:
         return
@@ -119,7 +120,7 @@ def notification_queue(
         )],
         ignore_conflicts=True,
     )
-    if (not_before or now) <= now:
+    if announce and (not_before or now) <= now:
         signals.notification_queued.send(sender=Notification)
 
 
@@ -141,8 +142,10 @@ def lot_opening_queue(*, special_id: int) -> int:
             LotReminder.objects.select_for_update().filter(lot__special_id=special_id).order_by("pk").values_list("pk", "user_id", "lot_id")
         )
         for _, user_id, lot_id in reminders:
-            notification_queue(user_id=user_id, kind=NotificationKind.LOT_OPENING, object_id=lot_id, lot_id=lot_id)
+            notification_queue(user_id=user_id, kind=NotificationKind.LOT_OPENING, object_id=lot_id, lot_id=lot_id, announce=False)
         LotReminder.objects.filter(pk__in=[pk for pk, _, _ in reminders]).delete()
+        if reminders:
+            signals.notification_queued.send(sender=Notification)
     return len(reminders)
 
 
@@ -195,7 +198,11 @@ def _outbid_derive_lot(lot_id: int, now: datetime) -> int:
                 continue
             last = mine.filter(status__in=(NotificationStatus.SENT, NotificationStatus.SENDING)).order_by("-not_before").first()
             not_before = max(now, last.not_before + interval) if last else now
-            notification_queue(user_id=user_id, kind=NotificationKind.OUTBID, object_id=bid_id, lot_id=lot_id, not_before=not_before)
+            # Not announced: the job deriving it is about to send what is due.
+            notification_queue(
+                user_id=user_id, kind=NotificationKind.OUTBID, object_id=bid_id, lot_id=lot_id, not_before=not_before,
+                announce=False,
+            )
             queued += 1
         scan.last_bid_id = bids[-1][0]
         scan.save(update_fields=["last_bid_id"])
