@@ -5,7 +5,7 @@ from ninja import NinjaAPI
 from ninja.parser import Parser
 from ninja.renderers import JSONRenderer
 
-from api import auth, bids, coupons, deposits, errors, lots, me, notify, orders, payments, specials
+from api import auth, bids, coupons, deposits, errors, lots, me, notify, orders, payments, specials, subscriptions
 from api.middleware import SANDBOX_PATH, WECHAT_NOTIFY_PREFIX
 from api.security import TokenAuth
 
@@ -73,3 +73,5 @@ api.add_router("/orders", orders.router, auth=TokenAuth())
 api.add_router("/payments/wechat", notify.router)
 api.add_router("/payments", payments.router, auth=TokenAuth())
 api.add_router("/coupons", coupons.router)  # each operation names its own auth
+api.add_router("/me", subscriptions.me_router, auth=TokenAuth())
+api.add_router("/lots", subscriptions.lots_router, auth=TokenAuth())

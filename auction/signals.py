@@ -21,3 +21,5 @@ refund_submitted = Signal()
 payment_close_wanted = Signal()
 # special_id: a lot of the special reached its outcome; special-wide deposits may be due.
 special_outcome_changed = Signal()
+# An outbox row is due now: the sending job may run (auction/services/notifications.py).
+notification_queued = Signal()

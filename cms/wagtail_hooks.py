@@ -9,12 +9,13 @@ from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
 from cms.coupons_admin import CouponViewSet, UserCouponViewSet
+from cms.notifications_admin import NotificationViewSet
 from cms.ops import MarketViewSetGroup
 
 
 class MarketMenu(MarketViewSetGroup):
     # Coupons are the one thing under Market that ops edit; see cms.coupons_admin.
-    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet)
+    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet, NotificationViewSet)
 
 
 @hooks.register("register_admin_viewset")

@@ -36,6 +36,10 @@ def on_special_outcome_changed(sender, special_id: int, **kwargs) -> None:
     schedules.now_after_commit("jobs.tasks.special_deposits", special_id)
 
 
+def on_notification_queued(sender, **kwargs) -> None:
+    schedules.now_after_commit("jobs.tasks.notifications_send")
+
+
 def on_post_migrate(sender, **kwargs) -> None:
     # Sent once per app with models; the schedule table is django_q's.
     if sender.label == "django_q":
@@ -50,4 +54,5 @@ def connect(app_config) -> None:
     signals.refund_submitted.connect(on_refund_submitted, dispatch_uid="jobs.refund_submitted")
     signals.payment_close_wanted.connect(on_payment_close_wanted, dispatch_uid="jobs.payment_close")
     signals.special_outcome_changed.connect(on_special_outcome_changed, dispatch_uid="jobs.special_outcome")
+    signals.notification_queued.connect(on_notification_queued, dispatch_uid="jobs.notification_queued")
     post_migrate.connect(on_post_migrate, dispatch_uid="jobs.sweep_schedule")

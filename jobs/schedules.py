@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 SWEEP_NAME = "sweep: reconcile everything due"
 TOKENS_PURGE_NAME = "tokens: purge expired and revoked"
 IDEMPOTENCY_PURGE_NAME = "purge: idempotency keys past 24 h"
+NOTIFICATIONS_NAME = "notifications: send what is due"
 
 
 def once(name: str, func: str, when: datetime, *args) -> Schedule:
@@ -81,11 +82,21 @@ def idempotency_purge_hourly() -> Schedule:
     return schedule
 
 
+def notifications_every_minute() -> Schedule:
+    # Outbids (derived from bids) and reminders (payment_due) wait for this one.
+    schedule, _ = Schedule.objects.update_or_create(
+        name=NOTIFICATIONS_NAME,
+        defaults={"func": "jobs.tasks.notifications_send", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+    )
+    return schedule
+
+
 def periodic(*, first_sweep: datetime | None = None) -> None:
     """Every periodic schedule: written by migrate and again at cluster start."""
     sweep_every_minute(first_run=first_sweep)
     tokens_purge_daily()
     idempotency_purge_hourly()
+    notifications_every_minute()
 
 
 def now_after_commit(func: str, *args) -> None:

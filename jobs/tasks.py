@@ -1,7 +1,17 @@
 """Django-Q2 tasks: each a few lines calling a service, each safe to run twice,
 late, or on two clusters at once (the services lock and re-check)."""
 
-from auction.services import deposits, idempotency, live, overdue, payments, reconcile, settlement, tokens
+from auction.services import (
+    deposits,
+    idempotency,
+    live,
+    notifications,
+    overdue,
+    payments,
+    reconcile,
+    settlement,
+    tokens,
+)
 
 
 def lot_end(lot_id: int) -> str:
@@ -45,3 +55,7 @@ def tokens_purge() -> str:
 
 def idempotency_purge() -> int:
     return idempotency.idempotency_purge()
+
+
+def notifications_send() -> dict:
+    return notifications.notifications_send()

@@ -9,6 +9,7 @@ from auction.selectors import lot_cards_forget_local
 from auction.services.tokens import token_issue
 from project.wsgi import ApiMiddlewareChain
 from tests.factories import UserFactory
+from tests.notify_helpers import wechat  # noqa: F401  (the fake WeChat for subscribe messages, a fixture)
 
 
 @pytest.fixture(autouse=True)

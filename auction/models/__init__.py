@@ -5,6 +5,13 @@ from auction.models.deposits import ACTIVE_DEPOSIT_STATUSES, Deposit, DepositSco
 from auction.models.events import Event
 from auction.models.idempotency import IdempotentRequest
 from auction.models.live import LiveChange
+from auction.models.notifications import (
+    LotReminder,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    SubscriptionCredit,
+)
 from auction.models.orders import Order, OrderStatus
 from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
 from auction.models.users import AuthToken, User
@@ -14,3 +21,4 @@ __all__ = [
     "LiveChange", "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
     "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]
+__all__ += ["LotReminder", "Notification", "NotificationKind", "NotificationStatus", "SubscriptionCredit"]

@@ -13,6 +13,7 @@ from auction.models import (
     DepositScope,
     DepositStatus,
     Lot,
+    NotificationKind,
     Payment,
     PaymentPurpose,
     Special,
@@ -21,6 +22,7 @@ from auction.models import (
 from auction.models.catalog import LOT_OUTCOMES
 from auction.selectors import special_closes_at
 from auction.services.events import event_record
+from auction.services.notifications import notification_queue
 from auction.services.payment_rows import payment_open, refund_create
 
 
@@ -211,6 +213,7 @@ def deposit_refunded(*, deposit_id: int) -> None:
     if changed:
         deposit = Deposit.objects.get(pk=deposit_id)
         event_record("deposit.refunded", actor="gateway", user_id=deposit.user_id, deposit=deposit, amount=deposit.amount)
+        notification_queue(user_id=deposit.user_id, kind=NotificationKind.REFUNDED, object_id=deposit.pk, lot_id=deposit.lot_id)
 
 
 def lot_deposits_release(*, lot: Lot, winner_id: int | None) -> int:

@@ -18,6 +18,7 @@ from auction import signals
 from auction.models import Lot, LotStatus, Order, Special, SpecialStatus
 from auction.models.catalog import LOT_OUTCOMES, status_by_time
 from auction.selectors import special_closes_at
+from auction.services import notifications
 from auction.services.deposits import lot_deposits_release, special_deposits_settle
 from auction.services.events import event_record
 from auction.services.live import live_lot_changed, live_user_event
@@ -47,6 +48,7 @@ def lot_settle(*, lot_id: int) -> Order | None:
             lot.status = LotStatus.SOLD
             deadline = lot.ends_at + timedelta(seconds=settings.AUCTION_PAYMENT_WINDOW_SECONDS)
             order = order_create(lot=lot, winner_id=lot.leader_id, pay_deadline=deadline)
+            notifications.order_won_queue(order=order)
         else:
             lot.status = LotStatus.UNSOLD
         market_row_save(lot, "status")
@@ -99,6 +101,8 @@ def special_advance(*, special_id: int, now: datetime | None = None) -> str:
     ):
         for lot_id, version in Lot.objects.filter(special_id=special_id).values_list("id", "version"):
             live_lot_changed(lot_id=lot_id, version=version)
+    if phase == LotStatus.BIDDING and status != SpecialStatus.ENDED:
+        notifications.lot_opening_queue(special_id=special_id)
     if status == SpecialStatus.ENDED:
         special_deposits_settle(special_id=special_id, now=now)
     return status
