@@ -1,5 +1,6 @@
 """Real servers of our own for the fault tests: redis-server and mariadbd on
-ports 18400-18499, in a temporary directory, stopped, hung and restarted at will."""
+free ports of their own (kept across a restart), in a temporary directory,
+stopped, hung and restarted at will; two test runs at once never share one."""
 
 import os
 import shutil
@@ -11,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-REDIS_PORT = 18401
-MARIADB_PORT = 18402
 START_SECONDS = 15
 
 
@@ -42,10 +41,10 @@ def closed_port() -> int:
 class RedisServer:
     """redis-server without persistence: a restart starts empty, like a crashed cache."""
 
-    def __init__(self, directory: Path, port: int = REDIS_PORT):
+    def __init__(self, directory: Path, port: int | None = None):
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed")
-        self.directory, self.port = directory, port
+        self.directory, self.port = directory, port or closed_port()
         self.popen: subprocess.Popen | None = None
 
     @property
@@ -75,10 +74,10 @@ class RedisServer:
 class MariaDBServer:
     """mariadbd on a data directory of its own; no grant tables (root, no password, loopback only)."""
 
-    def __init__(self, directory: Path, port: int = MARIADB_PORT):
+    def __init__(self, directory: Path, port: int | None = None):
         if shutil.which("mariadbd") is None or shutil.which("mariadb-install-db") is None:
             pytest.skip("mariadbd is not installed")
-        self.directory, self.port = directory, port
+        self.directory, self.port = directory, port or closed_port()
         self.datadir = directory / "data"
         self.popen: subprocess.Popen | None = None
 

@@ -1,5 +1,5 @@
 """Faults injected under load, black-box: gunicorn workers, 8 bidders over HTTP,
-our own redis-server and mariadbd (tests/servers.py, ports 18400-18499) that
+our own redis-server and mariadbd (tests/servers.py, free ports) that
 these tests stop, hang, kill and restart, and the job cluster killed mid-work.
 
 Whatever breaks, every bid is answered 201 or 409, or 503 ``unavailable`` in

@@ -21,7 +21,10 @@ def test_an_unchanged_lot_is_304_with_one_query_and_200_after_a_bid(api, client)
     with CaptureQueriesContext(connection) as queries:
         again = api.get(f"/lots/{lot.pk}", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
-    assert len(queries) == 1, [query["sql"] for query in queries]
+    # The anonymous-read limit counts in the shared cache: on the embedded
+    # default that is the cache table, not the market; the market is read once.
+    market = [query["sql"] for query in queries if "django_cache" not in query["sql"]]
+    assert len(market) == 1, market
     # when someone bids: the same tag is a 200 with the new price and a new tag
     buyer = bidder(client, "贝乙")
     pay_deposit(buyer, lot_id=lot.pk)
