@@ -21,3 +21,5 @@ refund_submitted = Signal()
 payment_close_wanted = Signal()
 # special_id: a lot of the special reached its outcome; special-wide deposits may be due.
 special_outcome_changed = Signal()
+# order_id, shipped_at: ops shipped an order; receipt is confirmed automatically later.
+order_shipped = Signal()

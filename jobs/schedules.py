@@ -46,6 +46,10 @@ def order_expiry(order_id: int, deadline: datetime) -> Schedule:
     return once(f"order {order_id}: expire", "jobs.tasks.order_expire", deadline, order_id)
 
 
+def order_receipt_auto(order_id: int, when: datetime) -> Schedule:
+    return once(f"order {order_id}: auto receipt", "jobs.tasks.order_receipt_auto", when, order_id)
+
+
 def sweep_every_minute() -> Schedule:
     schedule, _ = Schedule.objects.update_or_create(
         name=SWEEP_NAME,

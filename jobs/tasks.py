@@ -1,7 +1,7 @@
 """Django-Q2 tasks: each a few lines calling a service, each safe to run twice,
 late, or on two clusters at once (the services lock and re-check)."""
 
-from auction.services import deposits, orders, payments, reconcile, settlement
+from auction.services import deposits, fulfilment, orders, payments, reconcile, settlement
 
 
 def lot_end(lot_id: int) -> str:
@@ -15,6 +15,10 @@ def special_phase(special_id: int) -> str:
 
 def order_expire(order_id: int) -> bool:
     return orders.order_expire(order_id=order_id)
+
+
+def order_receipt_auto(order_id: int) -> bool:
+    return fulfilment.order_receipt_auto(order_id=order_id)
 
 
 def refund_submit(refund_id: int) -> str:

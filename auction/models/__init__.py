@@ -3,12 +3,12 @@ from auction.models.catalog import Lot, LotImage, LotStatus, Special, SpecialSta
 from auction.models.coupons import Coupon, UserCoupon, UserCouponStatus
 from auction.models.deposits import ACTIVE_DEPOSIT_STATUSES, Deposit, DepositScope, DepositStatus
 from auction.models.events import Event
-from auction.models.orders import Order, OrderStatus
+from auction.models.orders import FulfilmentStatus, Order, OrderStatus
 from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
 from auction.models.users import AuthToken, User
 
 __all__ = [
     "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Coupon", "Deposit", "DepositScope", "DepositStatus", "Event",
-    "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
+    "FulfilmentStatus", "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
     "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]
