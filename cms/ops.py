@@ -65,6 +65,8 @@ class OpsInspectView(InspectView):
     event_field = ""
     query_action = None
     query_url_name = ""
+    # (obj, user) -> [{label, url, button_class}]: the row's own ops actions.
+    row_actions = None
 
     def get_field_label(self, field_name, field):
         if field_name in self.computed_fields:
@@ -96,6 +98,8 @@ class OpsInspectView(InspectView):
         if self.query_action and self.query_action.is_available(self.object, self.request.user):
             context["query_action"] = self.query_action
             context["query_url"] = reverse(self.query_url_name, args=(self.object.pk,))
+        if self.row_actions:
+            context["row_actions"] = self.row_actions(self.object, self.request.user)
         return context
 
 
@@ -113,6 +117,7 @@ class ReadOnlyViewSet(ModelViewSet):
     computed_fields: dict = {}
     event_field = ""
     query_action = None
+    row_actions = None
 
     @property
     def url_prefix(self):
@@ -140,6 +145,7 @@ class ReadOnlyViewSet(ModelViewSet):
             event_field=self.event_field,
             query_action=self.query_action,
             query_url_name=self.get_url_name("query") if self.query_action else "",
+            row_actions=self.row_actions,
             **kwargs,
         )
 
@@ -171,25 +177,54 @@ def id_filter(field_name: str, label: str) -> django_filters.NumberFilter:
     return django_filters.NumberFilter(field_name=field_name, label=label)
 
 
+class OrderFilterSet(WagtailFilterSet):
+    lot = id_filter("lot_id", "Lot id")
+    user = id_filter("user_id", "User id")
+
+    class Meta:
+        model = Order
+        fields = ["status", "fulfilment_status"]
+
+
+def _order_row_actions(order, user):
+    from cms.order_actions import order_actions_for
+
+    return order_actions_for(order, user, OrderViewSet.name)
+
+
 class OrderViewSet(ReadOnlyViewSet):
     model = Order
     name = "market_orders"
     icon = "form"
     menu_label = "Orders"
     list_display = [
-        "order_no", "lot", "user", "status", money_column("price", "Price"),
+        "order_no", "lot", "user", "status", "fulfilment_status", money_column("price", "Price"),
         money_column("amount_due", "Amount due", sortable=False), "pay_deadline", "paid_at",
     ]
-    list_filter = ["status"]
-    search_fields = ["order_no"]
+    filterset_class = OrderFilterSet
+    # Phone and name are found through the formatted shipping address.
+    search_fields = ["order_no", "user__nickname", "user__openid", "address_text"]
     list_select_related = ("lot", "user")
     inspect_view_fields = [
         "order_no", "lot", "user", "status", "price", "deposit_credit", "coupon_discount", "amount_due",
-        "coupon", "pay_deadline", "created_at", "paid_at", "address",
+        "coupon", "pay_deadline", "created_at", "paid_at", "address_text",
+        "fulfilment_status", "carrier", "tracking_no", "shipped_at", "received_at",
     ]
     computed_fields = {"coupon": ("Coupon (locked or used)", lambda order: UserCoupon.objects.filter(order=order).first())}
     money_fields = ("price", "deposit_credit", "coupon_discount", "amount_due")
     event_field = "order"
+    row_actions = staticmethod(_order_row_actions)
+
+    def get_urlpatterns(self):
+        from cms.order_actions import order_action_urls
+
+        return super().get_urlpatterns() + order_action_urls(self)
+
+    def get_permissions_to_register(self):
+        # "change" is what ships, extends and cancels (cms.order_actions).
+        return Permission.objects.filter(
+            content_type=ContentType.objects.get_for_model(Order), codename__in=["view_order", "change_order"]
+        )
 
 
 class DepositFilterSet(WagtailFilterSet):
@@ -212,6 +247,7 @@ class DepositViewSet(ReadOnlyViewSet):
         money_column("amount", "Amount"), "status", "created_at",
     ]
     filterset_class = DepositFilterSet
+    search_fields = ["user__nickname", "user__openid"]
     list_select_related = ("user", "lot", "special")
     inspect_view_fields = ["id", "user", "scope", "special", "lot", "amount", "status", "payment", "created_at", "updated_at"]
     computed_fields = {"payment": ("Payment", lambda deposit: Payment.objects.filter(deposit=deposit).first())}
@@ -234,7 +270,7 @@ class PaymentViewSet(ReadOnlyViewSet):
     menu_label = "Payments"
     list_display = ["out_trade_no", "purpose", "user", money_column("amount", "Amount"), "status", "gateway", "created_at", "paid_at"]
     filterset_class = PaymentFilterSet
-    search_fields = ["out_trade_no"]
+    search_fields = ["out_trade_no", "user__nickname", "user__openid"]
     list_select_related = ("user",)
     inspect_view_fields = [
         "out_trade_no", "purpose", "user", "deposit", "order", "amount", "status", "gateway", "transaction_id",
@@ -255,7 +291,7 @@ class RefundViewSet(ReadOnlyViewSet):
         "out_refund_no", money_column("amount", "Amount"), "reason", "status", "attempts", "created_at", "completed_at",
     ]
     list_filter = ["status"]
-    search_fields = ["out_refund_no"]
+    search_fields = ["out_refund_no", "payment__user__nickname", "payment__user__openid"]
     inspect_view_fields = [
         "out_refund_no", "payment", "amount", "reason", "status", "gateway_refund_id", "attempts", "last_error",
         "created_at", "submitted_at", "completed_at",
@@ -286,7 +322,7 @@ class EventViewSet(ReadOnlyViewSet):
     menu_label = "Events"
     list_display = ["created_at", "kind", "actor", "user", "lot", "order", money_column("amount", "Amount")]
     filterset_class = EventFilterSet
-    search_fields = ["kind"]
+    search_fields = ["kind", "user__nickname", "user__openid"]
     list_select_related = ("user", "lot", "order")
     money_fields = ("amount",)
 
@@ -313,6 +349,7 @@ class BidViewSet(ReadOnlyViewSet):
         BooleanColumn("is_auto", label="Proxy"), "created_at",
     ]
     filterset_class = BidFilterSet
+    search_fields = ["user__nickname", "user__openid"]
     list_select_related = ("lot", "user")
     # Masked as bidders see each other; the user id is enough to find them in Events.
     inspect_view_fields = ["lot", "bidder", "user_id", "price", "is_auto", "created_at"]

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='order',
             name='address_text',
-            field=models.CharField(blank=True, default='', max_length=512),
+            field=models.CharField(blank=True, default='', max_length=512, verbose_name='shipping address'),
         ),
         migrations.AddField(
             model_name='order',
@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='order',
             name='fulfilment_status',
-            field=models.CharField(blank=True, choices=[('awaiting_shipment', '待发货'), ('shipped', '已发货'), ('received', '已收货')], default='', max_length=24),
+            field=models.CharField(blank=True, choices=[('awaiting_shipment', '待发货'), ('shipped', '已发货'), ('received', '已收货')], default='', max_length=24, verbose_name='fulfilment'),
         ),
         migrations.AddField(
             model_name='order',
@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='order',
             name='tracking_no',
-            field=models.CharField(blank=True, default='', max_length=64),
+            field=models.CharField(blank=True, default='', max_length=64, verbose_name='tracking number'),
         ),
         migrations.AddIndex(
             model_name='order',

@@ -41,11 +41,11 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     # Written with ``address`` so ops can search it; the JSON stays the source.
-    address_text = models.CharField(max_length=512, blank=True, default="")
+    address_text = models.CharField("shipping address", max_length=512, blank=True, default="")
     # Empty until paid (the contract's ``fulfilment: null``).
-    fulfilment_status = models.CharField(max_length=24, choices=FulfilmentStatus.choices, blank=True, default="")
+    fulfilment_status = models.CharField("fulfilment", max_length=24, choices=FulfilmentStatus.choices, blank=True, default="")
     carrier = models.CharField(max_length=64, blank=True, default="")
-    tracking_no = models.CharField(max_length=64, blank=True, default="")
+    tracking_no = models.CharField("tracking number", max_length=64, blank=True, default="")
     shipped_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(null=True, blank=True)
 
