@@ -23,7 +23,7 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from auction.errors import CouponTotalBelowIssued
 from auction.models import Coupon, Special, UserCoupon, UserCouponStatus
 from auction.services.coupons import coupon_save, status_filter
-from cms.ops import INSPECT_URL_NAMES, OpsInspectView, ReadOnlyViewSet, id_filter, money_column
+from cms.ops import INSPECT_URL_NAMES, OpsInspectView, ReadOnlyViewSet, id_filter, money_column, since_filter
 
 SAVED_TERMS_NOTE = "Changes apply to coupons claimed from now on; coupons already claimed keep the terms they were claimed with."
 
@@ -202,6 +202,8 @@ class UserCouponFilterSet(WagtailFilterSet):
     status = django_filters.ChoiceFilter(choices=UserCouponStatus.choices, method="filter_status", label="Status")
     coupon = id_filter("coupon_id", "Coupon id")
     user = id_filter("user_id", "User id")
+    claimed_after = since_filter("claimed_at", "Claimed from")
+    used_after = since_filter("used_at", "Used from")
 
     class Meta:
         model = UserCoupon

@@ -28,7 +28,7 @@ from wagtail.admin.views.generic import InspectView
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from auction.gateways.payments import GATEWAYS
-from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, Special, UserCoupon
+from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, RefundStatus, Special, UserCoupon
 from auction.money import format_yuan
 from auction.selectors import mask_nickname
 from cms.admin_views import PaymentQueryNow, RefundQueryNow, query_now_view
@@ -172,6 +172,11 @@ class ReadOnlyViewSet(ModelViewSet):
         return Permission.objects.filter(content_type=ContentType.objects.get_for_model(self.model), codename__in=codenames)
 
 
+def since_filter(field_name: str, label: str) -> django_filters.IsoDateTimeFilter:
+    """From a moment on: what the dashboard's figures link to (``?paid_after=2026-12-01T00:00:00+08:00``)."""
+    return django_filters.IsoDateTimeFilter(field_name=field_name, lookup_expr="gte", label=label)
+
+
 def id_filter(field_name: str, label: str) -> django_filters.NumberFilter:
     """By a related row's id: what the page editor's market panel links to."""
     return django_filters.NumberFilter(field_name=field_name, label=label)
@@ -180,6 +185,8 @@ def id_filter(field_name: str, label: str) -> django_filters.NumberFilter:
 class OrderFilterSet(WagtailFilterSet):
     lot = id_filter("lot_id", "Lot id")
     user = id_filter("user_id", "User id")
+    paid_after = since_filter("paid_at", "Paid from")
+    deadline_after = since_filter("pay_deadline", "Deadline from")
 
     class Meta:
         model = Order
@@ -230,6 +237,7 @@ class OrderViewSet(ReadOnlyViewSet):
 class DepositFilterSet(WagtailFilterSet):
     lot = id_filter("lot_id", "Lot id")
     special = id_filter("special_id", "Special id")
+    updated_after = since_filter("updated_at", "Changed from")
 
     class Meta:
         model = Deposit
@@ -282,6 +290,20 @@ class PaymentViewSet(ReadOnlyViewSet):
     query_action = PaymentQueryNow()
 
 
+class RefundFilterSet(WagtailFilterSet):
+    in_flight = django_filters.BooleanFilter(method="filter_in_flight", label="In flight (not yet sent, or with the gateway)")
+
+    class Meta:
+        model = Refund
+        fields = ["status"]
+
+    def filter_in_flight(self, queryset, name, value):
+        if value is None:
+            return queryset
+        flight = models.Q(status__in=(RefundStatus.PENDING, RefundStatus.PROCESSING))
+        return queryset.filter(flight) if value else queryset.exclude(flight)
+
+
 class RefundViewSet(ReadOnlyViewSet):
     model = Refund
     name = "market_refunds"
@@ -290,7 +312,7 @@ class RefundViewSet(ReadOnlyViewSet):
     list_display = [
         "out_refund_no", money_column("amount", "Amount"), "reason", "status", "attempts", "created_at", "completed_at",
     ]
-    list_filter = ["status"]
+    filterset_class = RefundFilterSet
     search_fields = ["out_refund_no", "payment__user__nickname", "payment__user__openid"]
     inspect_view_fields = [
         "out_refund_no", "payment", "amount", "reason", "status", "gateway_refund_id", "attempts", "last_error",
@@ -329,6 +351,7 @@ class EventViewSet(ReadOnlyViewSet):
 
 class BidFilterSet(WagtailFilterSet):
     lot = id_filter("lot_id", "Lot id")
+    created_after = since_filter("created_at", "Placed from")
 
     class Meta:
         model = Bid

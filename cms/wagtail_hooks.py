@@ -33,3 +33,7 @@ class JobsMenuItem(MenuItem):
 @hooks.register(MarketViewSetGroup.submenu_hook)
 def register_jobs_menu_item():
     return JobsMenuItem("Jobs", reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
+
+
+# The dashboard (Market → Overview and the home page panel) registers its own hooks.
+from cms import dashboard_hooks  # noqa: E402,F401
