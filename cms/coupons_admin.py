@@ -23,6 +23,7 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from auction.errors import CouponTotalBelowIssued
 from auction.models import Coupon, Special, UserCoupon, UserCouponStatus
 from auction.services.coupons import coupon_save, status_filter
+from cms import export_columns
 from cms.ops import INSPECT_URL_NAMES, OpsInspectView, ReadOnlyViewSet, id_filter, money_column, since_filter
 
 SAVED_TERMS_NOTE = "Changes apply to coupons claimed from now on; coupons already claimed keep the terms they were claimed with."
@@ -222,6 +223,7 @@ class UserCouponViewSet(ReadOnlyViewSet):
     name = "market_user_coupons"
     icon = "tag"
     menu_label = "Claimed coupons"
+    export_columns = export_columns.USER_COUPONS
     list_display = [
         "id", "title", "user", Column("shown_status", label="Status", accessor=_shown_status),
         money_column("amount", "Amount off"), "valid_until", "order", "claimed_at",

@@ -31,7 +31,9 @@ from auction.gateways.payments import GATEWAYS
 from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, RefundStatus, Special, UserCoupon
 from auction.money import format_yuan
 from auction.selectors import mask_nickname
+from cms import export_columns
 from cms.admin_views import PaymentQueryNow, RefundQueryNow, query_now_view
+from cms.exports import ExportingIndexView
 
 # Enough history to settle a dispute on one row; the Events screen has all of it.
 EVENTS_SHOWN = 200
@@ -108,6 +110,9 @@ class ReadOnlyViewSet(ModelViewSet):
 
     inspect_view_enabled = True
     inspect_view_class = OpsInspectView
+    # CSV and XLSX through Wagtail's list export, with the list's filters (cms.exports).
+    index_view_class = ExportingIndexView
+    export_columns: tuple = ()
     copy_view_enabled = False
     # The reference index would scan every new audit row for references on save.
     add_to_reference_index = False
@@ -136,7 +141,7 @@ class ReadOnlyViewSet(ModelViewSet):
 
     def get_index_view_kwargs(self, **kwargs):
         queryset = self.model._default_manager.select_related(*self.list_select_related)
-        return super().get_index_view_kwargs(queryset=queryset, **kwargs)
+        return super().get_index_view_kwargs(queryset=queryset, export_columns=self.export_columns, **kwargs)
 
     def get_inspect_view_kwargs(self, **kwargs):
         return super().get_inspect_view_kwargs(
@@ -204,6 +209,7 @@ class OrderViewSet(ReadOnlyViewSet):
     name = "market_orders"
     icon = "form"
     menu_label = "Orders"
+    export_columns = export_columns.ORDERS
     list_display = [
         "order_no", "lot", "user", "status", "fulfilment_status", money_column("price", "Price"),
         money_column("amount_due", "Amount due", sortable=False), "pay_deadline", "paid_at",
@@ -249,6 +255,7 @@ class DepositViewSet(ReadOnlyViewSet):
     name = "market_deposits"
     icon = "lock"
     menu_label = "Deposits"
+    export_columns = export_columns.DEPOSITS
     list_display = [
         "id", "user", "scope",
         Column("target", label="Lot / special", accessor=lambda deposit: deposit.lot if deposit.lot_id else deposit.special),
@@ -276,6 +283,7 @@ class PaymentViewSet(ReadOnlyViewSet):
     name = "market_payments"
     icon = "tag"
     menu_label = "Payments"
+    export_columns = export_columns.PAYMENTS
     list_display = ["out_trade_no", "purpose", "user", money_column("amount", "Amount"), "status", "gateway", "created_at", "paid_at"]
     filterset_class = PaymentFilterSet
     search_fields = ["out_trade_no", "user__nickname", "user__openid"]
@@ -309,11 +317,13 @@ class RefundViewSet(ReadOnlyViewSet):
     name = "market_refunds"
     icon = "resubmit"
     menu_label = "Refunds"
+    export_columns = export_columns.REFUNDS
     list_display = [
         "out_refund_no", money_column("amount", "Amount"), "reason", "status", "attempts", "created_at", "completed_at",
     ]
     filterset_class = RefundFilterSet
     search_fields = ["out_refund_no", "payment__user__nickname", "payment__user__openid"]
+    list_select_related = ("payment__user",)
     inspect_view_fields = [
         "out_refund_no", "payment", "amount", "reason", "status", "gateway_refund_id", "attempts", "last_error",
         "created_at", "submitted_at", "completed_at",
@@ -342,6 +352,7 @@ class EventViewSet(ReadOnlyViewSet):
     name = "market_events"
     icon = "history"
     menu_label = "Events"
+    export_columns = export_columns.EVENTS
     list_display = ["created_at", "kind", "actor", "user", "lot", "order", money_column("amount", "Amount")]
     filterset_class = EventFilterSet
     search_fields = ["kind", "user__nickname", "user__openid"]
@@ -367,6 +378,7 @@ class BidViewSet(ReadOnlyViewSet):
     name = "market_bids"
     icon = "order-up"
     menu_label = "Bids"
+    export_columns = export_columns.BIDS
     list_display = [
         "lot", Column("bidder", label="Bidder", accessor=_bidder), money_column("price", "Price"),
         BooleanColumn("is_auto", label="Proxy"), "created_at",
