@@ -52,6 +52,9 @@ INSTALLED_APPS = [
     "cms",
     "api",
     "jobs",
+    # Ninja serves its Swagger UI assets from static files only when installed;
+    # otherwise /api/v1/docs loads them from a CDN and is blank offline.
+    "ninja",
     "wagtail.contrib.forms",
     "wagtail.contrib.settings",
     "wagtail.embeds",
