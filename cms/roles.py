@@ -18,6 +18,8 @@ MODEL_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "auction.view_coupon", "auction.add_coupon", "auction.change_coupon",
         "auction.view_usercoupon",
         "auction.view_deposit", "auction.view_bid", "auction.view_event",
+        # Market → Jobs, and retrying a failed task.
+        "django_q.view_schedule", "django_q.view_ormq", "django_q.view_success", "django_q.view_failure", "django_q.change_failure",
     ),
     # Money: payments and refunds ("query now", retry refund: change), and the lists to export.
     FINANCE: (

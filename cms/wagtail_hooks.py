@@ -9,12 +9,13 @@ from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
 from cms.coupons_admin import CouponViewSet, UserCouponViewSet
+from cms.jobs_admin import JOB_VIEWSETS
 from cms.ops import MarketViewSetGroup
 
 
 class MarketMenu(MarketViewSetGroup):
     # Coupons are the one thing under Market that ops edit; see cms.coupons_admin.
-    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet)
+    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet, *JOB_VIEWSETS)
 
 
 @hooks.register("register_admin_viewset")
@@ -23,7 +24,7 @@ def register_market_viewsets():
 
 
 class JobsMenuItem(MenuItem):
-    """Django-Q2's schedules, queued and failed tasks live in the Django admin."""
+    """Django-Q2's full admin (the Jobs views above are read-only) is the Django admin's."""
 
     def is_shown(self, request):
         # The Django admin lets in staff only; a link others cannot open is noise.
@@ -32,7 +33,7 @@ class JobsMenuItem(MenuItem):
 
 @hooks.register(MarketViewSetGroup.submenu_hook)
 def register_jobs_menu_item():
-    return JobsMenuItem("Jobs", reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
+    return JobsMenuItem("Jobs (Django admin)", reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
 
 
 # The dashboard (Market → Overview and the home page panel) registers its own hooks.

@@ -7,7 +7,7 @@ from django.db import migrations
 def roles_create(apps, schema_editor):
     # Permissions are normally made after all migrations (post_migrate); a fresh
     # database has none yet, so make them now for the apps the roles name.
-    for label in ("auction", "wagtailadmin", "wagtailcore", "wagtailimages"):
+    for label in ("auction", "django_q", "wagtailadmin", "wagtailcore", "wagtailimages"):
         app_config = apps.get_app_config(label)
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
@@ -27,6 +27,7 @@ class Migration(migrations.Migration):
         ("cms", "0001_catalog"),
         ("auction", "0004_coupons"),
         ("wagtailadmin", "0006_formstate"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
         ("wagtailcore", "0098_apitoken"),
         ("wagtailimages", "0027_image_description"),
         ("auth", "0012_alter_user_first_name_max_length"),
