@@ -14,12 +14,14 @@ added; the viewsets here give it columns. What this module changes:
 
 import datetime
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from django.http import FileResponse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from wagtail.admin.views.generic import IndexView
 
 from auction.money import fen_to_yuan
@@ -85,6 +87,34 @@ class ExportingIndexView(IndexView):
         list: {IndexView.FORMAT_CSV: str, IndexView.FORMAT_XLSX: str},
     }
 
+    # Labels and title in the user's language (cms.labels), not the models' English names.
+    def _get_custom_column(self, field_name, column_class=None, **kwargs):
+        from wagtail.admin.ui.tables import Column
+
+        from cms.labels import FIELD_LABELS
+
+        column = super()._get_custom_column(field_name, column_class or Column, **kwargs)
+        if field_name in FIELD_LABELS:
+            column.label = FIELD_LABELS[field_name]
+        return column
+
+    def get_page_title(self):
+        return self.page_title or super().get_page_title()
+
+    @cached_property
+    def filters(self):
+        from cms.labels import FIELD_LABELS
+
+        filterset = super().filters
+        if filterset is not None:
+            declared = type(filterset).declared_filters
+            for name, form_field in filterset.form.fields.items():
+                # Filters generated from model fields carry the model's English name.
+                unlabelled = name not in declared or declared[name]._label is None
+                if unlabelled and name in FIELD_LABELS:
+                    form_field.label = FIELD_LABELS[name]
+        return filterset
+
     def to_row_dict(self, item):
         row = {}
         for column in self.export_columns:
@@ -97,7 +127,7 @@ class ExportingIndexView(IndexView):
         return row
 
     def generate_xlsx_row(self, worksheet, row_dict, date_format=None):
-        for cell, key in zip(super().generate_xlsx_row(worksheet, row_dict, date_format="yyyy-mm-dd hh:mm:ss"), row_dict):
+        for cell, key in zip(super().generate_xlsx_row(worksheet, row_dict, date_format="yyyy-mm-dd hh:mm:ss"), row_dict, strict=True):
             if self._kinds.get(key) == MONEY:
                 cell.number_format = "0.00"
             yield cell

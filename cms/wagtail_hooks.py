@@ -5,6 +5,7 @@ admin: the viewsets are defined in ``cms.ops`` and registered only here.
 """
 
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
@@ -33,7 +34,7 @@ class JobsMenuItem(MenuItem):
 
 @hooks.register(MarketViewSetGroup.submenu_hook)
 def register_jobs_menu_item():
-    return JobsMenuItem("Jobs (Django admin)", reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
+    return JobsMenuItem(_("Jobs (Django admin)"), reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
 
 
 # The dashboard (Market → Overview and the home page panel) registers its own hooks.

@@ -207,6 +207,8 @@ else:
 LANGUAGE_CODE = "zh-hans"
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
+# The project's own translations (zh-hans); compiled by `make` (compilemessages).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 WAGTAIL_I18N_ENABLED = False
 

@@ -2,6 +2,7 @@
 # Installs the Debian packages a target needs, when they are missing.
 #   scripts/system-packages.sh mysql     headers mysqlclient builds against
 #   scripts/system-packages.sh chromium  the browser the browser tests drive
+#   scripts/system-packages.sh gettext   msgfmt, which compilemessages runs
 # Not root: prints the apt-get line to run instead, and fails.
 set -euo pipefail
 
@@ -13,8 +14,11 @@ case "${1:-}" in
   chromium)
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     ;;
+  gettext)
+    command -v msgfmt >/dev/null 2>&1 || need+=(gettext)
+    ;;
   *)
-    echo "usage: $0 mysql|chromium" >&2
+    echo "usage: $0 mysql|chromium|gettext" >&2
     exit 2
     ;;
 esac

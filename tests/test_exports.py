@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from auction.models import Order
-from cms.export_columns import ORDERS
 from auction.services.fulfilment import order_ship
+from cms.export_columns import ORDERS
 from tests.market import bidder, pay, won_order
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +89,7 @@ def test_orders_export_to_xlsx_read_back(ops, orders):
     sheet = workbook.active
     header, *rows = list(sheet.values)
     assert len(rows) == 1
-    row = dict(zip(header, rows[0]))
+    row = dict(zip(header, rows[0], strict=True))
     assert row[H["Order number"]] == paid.order_no
     assert Decimal(str(row[H["Hammer price (yuan)"]])) == Decimal("1234.50")
     price_cell = sheet.cell(row=2, column=header.index(H["Hammer price (yuan)"]) + 1)

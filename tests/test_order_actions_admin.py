@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from auction.models import Deposit, Event, Lot, Order, UserCoupon
 from tests.factories import CouponFactory
-from tests.market import bidder, pay, pay_deposit, won_order
+from tests.market import bidder, pay, won_order
 
 pytestmark = pytest.mark.django_db
 
