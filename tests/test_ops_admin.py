@@ -9,6 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from auction.models import Deposit, Event, Lot, Order, Payment, Refund
 from tests.factories import LotFactory, UserFactory
@@ -176,8 +177,8 @@ def test_inspect_views_show_the_event_history_newest_first(ops, market_day, scre
     response = ops.get(reverse(f"{screen}:inspect", args=(market_day[row].pk,)))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Event history" in html
-    positions = [html.index(kind, html.index("Event history")) for kind in kinds]
+    assert gettext("Event history") in html  # in the admin's language
+    positions = [html.index(kind, html.index(gettext("Event history"))) for kind in kinds]
     assert positions == sorted(positions, reverse=True)  # the later event is listed first
 
 
