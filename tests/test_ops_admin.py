@@ -221,7 +221,7 @@ def test_the_market_menu_groups_the_screens_and_links_to_jobs(ops):
     home = ops.get(reverse("wagtailadmin_home")).content.decode()
     jobs_url = reverse("admin:app_list", args=("django_q",))
     assert jobs_url == "/django-admin/django_q/"
-    assert "Market" in home and jobs_url in home and reverse("market_refunds:index") in home
+    assert gettext("Market") in home and jobs_url in home and reverse("market_refunds:index") in home
     for url in (jobs_url, "/django-admin/django_q/schedule/", "/django-admin/django_q/failure/"):
         assert ops.get(url).status_code == 200, url
 
