@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 WAGTAILADMIN_BASE_URL ?= http://$(AUCTION_HOST):$(AUCTION_PORT)
 export AUCTION_HOST AUCTION_PORT WAGTAILADMIN_BASE_URL
 
-.PHONY: run test services-test browser-test install migrate demo clean
+.PHONY: run test services-test browser-test install migrate demo clean messages
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,15 @@ $(VENV)/.services: requirements/services.txt requirements/dev.txt requirements/b
 	$(PIP) install -r requirements/services.txt
 	touch $@
 
-install: $(VENV)/.base
+# The project's translations (zh-hans), compiled with Debian's gettext.
+MESSAGES := locale/zh_Hans/LC_MESSAGES/django.mo
+$(MESSAGES): locale/zh_Hans/LC_MESSAGES/django.po | $(VENV)/.base
+	scripts/system-packages.sh gettext
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv --ignore=var
+
+messages: $(MESSAGES)
+
+install: $(VENV)/.base $(MESSAGES)
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -52,7 +60,7 @@ run: migrate
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start
 
 ## test: the whole suite on the embedded default (SQLite, database broker)
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(MESSAGES)
 	@if command -v chromium >/dev/null 2>&1; then \
 		$(PY) -m pytest $(PYTEST_ARGS); \
 	else \
@@ -61,12 +69,12 @@ test: $(VENV)/.dev
 	fi
 
 ## services-test: the same suite against MariaDB and Redis on 127.0.0.1
-services-test: $(VENV)/.services
+services-test: $(VENV)/.services $(MESSAGES)
 	scripts/start-services.sh
 	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) REDIS_CACHE_URL=$(SERVICES_REDIS_CACHE_URL) $(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
 
 ## browser-test: an editor in headless Chromium publishes a special and a lot
-browser-test: $(VENV)/.dev
+browser-test: $(VENV)/.dev $(MESSAGES)
 	scripts/system-packages.sh chromium
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 

@@ -6,7 +6,8 @@ from ninja import Field, Query, Router, Schema
 from api import presenters, throttling
 from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
 from api.schemas import ErrorOut, IdIn, ImageOut, ListParams, PaymentOut, TextIn, paginated
-from auction.models import OrderStatus
+from auction.models import FulfilmentStatus, OrderStatus
+from auction.services.fulfilment import order_confirm_receipt
 from auction.services.orders import order_for_user, order_pay, order_quote, orders_for_user
 from auction.services.payments import payment_prepare
 
@@ -17,6 +18,14 @@ class OrderLotOut(Schema):
     id: int
     title: str
     cover: ImageOut | None
+
+
+class FulfilmentOut(Schema):
+    status: FulfilmentStatus
+    carrier: str = Field(description="empty until shipped")
+    tracking_no: str = Field(description="empty until shipped")
+    shipped_at: datetime | None
+    received_at: datetime | None
 
 
 class OrderOut(Schema):
@@ -30,6 +39,7 @@ class OrderOut(Schema):
     pay_deadline: datetime
     created_at: datetime
     paid_at: datetime | None
+    fulfilment: FulfilmentOut | None = Field(description="null until paid")
 
 
 class OrderListOut(Schema):
@@ -97,3 +107,8 @@ def order_pay_view(request: HttpRequest, order_no: str, payload: PayIn):
     if payment is not None:
         payment_prepare(payment=payment)
     return {"order": presenters.order(request, order), "payment": presenters.payment(payment) if payment else None}
+
+
+@router.post("/{order_no}/confirm-receipt", response={200: OrderOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}, summary="Confirm the lot was received")
+def order_confirm_receipt_view(request: HttpRequest, order_no: str):
+    return presenters.order(request, order_confirm_receipt(order_no=order_no, user=request.auth))

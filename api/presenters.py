@@ -132,6 +132,19 @@ def order(request: HttpRequest, row) -> dict:
         "pay_deadline": local(row.pay_deadline),
         "created_at": local(row.created_at),
         "paid_at": local(row.paid_at) if row.paid_at else None,
+        "fulfilment": fulfilment(row),
+    }
+
+
+def fulfilment(row) -> dict | None:
+    if not row.fulfilment_status:
+        return None  # not paid yet
+    return {
+        "status": row.fulfilment_status,
+        "carrier": row.carrier,
+        "tracking_no": row.tracking_no,
+        "shipped_at": local(row.shipped_at) if row.shipped_at else None,
+        "received_at": local(row.received_at) if row.received_at else None,
     }
 
 

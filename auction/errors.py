@@ -77,6 +77,18 @@ class OrderNotPayable(DomainError):
     default_message = "This order cannot be paid now."
 
 
+class OrderNotShipped(DomainError):
+    code = "order_not_shipped"
+    default_message = "This order has not been shipped yet."
+
+
+class OrderNotShippable(DomainError):
+    """Ops only: an unpaid or already received order cannot be shipped."""
+
+    code = "order_not_shippable"
+    default_message = "Only a paid order that has not been received can be shipped."
+
+
 class CouponUnavailable(DomainError):
     """Not the caller's, not unused, or not valid now: another user's coupon is
     refused with this same answer, so its existence is never revealed."""

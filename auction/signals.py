@@ -23,3 +23,5 @@ payment_close_wanted = Signal()
 special_outcome_changed = Signal()
 # An outbox row is due now: the sending job may run (auction/services/notifications.py).
 notification_queued = Signal()
+# order_id, shipped_at: ops shipped an order; receipt is confirmed automatically later.
+order_shipped = Signal()

@@ -14,6 +14,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.ui.tables import BooleanColumn, Column
@@ -23,7 +24,9 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from auction.errors import CouponTotalBelowIssued
 from auction.models import Coupon, Special, UserCoupon, UserCouponStatus
 from auction.services.coupons import coupon_save, status_filter
-from cms.ops import INSPECT_URL_NAMES, OpsInspectView, ReadOnlyViewSet, id_filter, money_column
+from cms import export_columns
+from cms.exports import ExportingIndexView
+from cms.ops import INSPECT_URL_NAMES, OpsInspectView, ReadOnlyViewSet, id_filter, money_column, since_filter
 
 SAVED_TERMS_NOTE = "Changes apply to coupons claimed from now on; coupons already claimed keep the terms they were claimed with."
 
@@ -106,7 +109,9 @@ class CouponEditView(CouponSaveMixin, generic.EditView):
     pass
 
 
-class CouponIndexView(generic.IndexView):
+class CouponIndexView(ExportingIndexView):
+    """Translated labels and title (cms.exports); no export columns, so no export buttons."""
+
     def get_base_queryset(self):
         # A subquery per coupon on (coupon, status): a join would read every claim of a hot coupon.
         used = (
@@ -127,8 +132,8 @@ def _validity(coupon: Coupon) -> str:
 
 
 class CouponFilterSet(WagtailFilterSet):
-    enabled = django_filters.BooleanFilter(label="Enabled")
-    special = django_filters.ModelChoiceFilter(queryset=Special.objects.order_by("-starts_at", "-id"), label="Special")
+    enabled = django_filters.BooleanFilter(label=_("Enabled"))
+    special = django_filters.ModelChoiceFilter(queryset=Special.objects.order_by("-starts_at", "-id"), label=_("Special"))
 
     class Meta:
         model = Coupon
@@ -139,7 +144,7 @@ class CouponViewSet(ModelViewSet):
     model = Coupon
     name = "market_coupons"
     icon = "tag"
-    menu_label = "Coupons"
+    menu_label = _("Coupons")
     url_prefix = "market/coupons"
     index_view_class = CouponIndexView
     add_view_class = CouponCreateView
@@ -150,14 +155,14 @@ class CouponViewSet(ModelViewSet):
     add_to_reference_index = False
     list_per_page = 50
     list_display = [
-        "title", money_column("amount", "Amount off"), money_column("min_amount", "Minimum"), "special",
-        Column("window", label="Claimable", accessor=_window),
-        Column("validity", label="Valid", accessor=_validity),
-        Column("total", label="Total", sort_key="total"),
-        Column("issued", label="Claimed", sort_key="issued"),
-        Column("used_count", label="Used", sort_key="used_count"),
-        Column("remaining", label="Remaining", accessor=lambda coupon: coupon.remaining),
-        BooleanColumn("enabled", label="Enabled"),
+        "title", money_column("amount", _("Amount off")), money_column("min_amount", _("Minimum")), "special",
+        Column("window", label=_("Claimable"), accessor=_window),
+        Column("validity", label=_("Valid"), accessor=_validity),
+        Column("total", label=_("Total"), sort_key="total"),
+        Column("issued", label=_("Claimed"), sort_key="issued"),
+        Column("used_count", label=_("Used"), sort_key="used_count"),
+        Column("remaining", label=_("Remaining"), accessor=lambda coupon: coupon.remaining),
+        BooleanColumn("enabled", label=_("Enabled")),
     ]
     filterset_class = CouponFilterSet
     search_fields = ["title"]
@@ -168,6 +173,9 @@ class CouponViewSet(ModelViewSet):
 
     def get_form_class(self, for_update=False):
         return CouponForm
+
+    def get_index_view_kwargs(self, **kwargs):
+        return super().get_index_view_kwargs(page_title=self.menu_label, **kwargs)
 
     def on_register(self):
         INSPECT_URL_NAMES[self.model] = self.get_url_name("inspect")
@@ -199,9 +207,11 @@ class CouponViewSet(ModelViewSet):
 
 class UserCouponFilterSet(WagtailFilterSet):
     # As shown everywhere else: an unused coupon past its validity is expired.
-    status = django_filters.ChoiceFilter(choices=UserCouponStatus.choices, method="filter_status", label="Status")
-    coupon = id_filter("coupon_id", "Coupon id")
-    user = id_filter("user_id", "User id")
+    status = django_filters.ChoiceFilter(choices=UserCouponStatus.choices, method="filter_status", label=_("Status"))
+    coupon = id_filter("coupon_id", _("Coupon id"))
+    user = id_filter("user_id", _("User id"))
+    claimed_after = since_filter("claimed_at", _("Claimed from"))
+    used_after = since_filter("used_at", _("Used from"))
 
     class Meta:
         model = UserCoupon
@@ -219,10 +229,11 @@ class UserCouponViewSet(ReadOnlyViewSet):
     model = UserCoupon
     name = "market_user_coupons"
     icon = "tag"
-    menu_label = "Claimed coupons"
+    menu_label = _("Claimed coupons")
+    export_columns = export_columns.USER_COUPONS
     list_display = [
-        "id", "title", "user", Column("shown_status", label="Status", accessor=_shown_status),
-        money_column("amount", "Amount off"), "valid_until", "order", "claimed_at",
+        "id", "title", "user", Column("shown_status", label=_("Status"), accessor=_shown_status),
+        money_column("amount", _("Amount off")), "valid_until", "order", "claimed_at",
     ]
     filterset_class = UserCouponFilterSet
     list_select_related = ("user", "order")
@@ -230,6 +241,6 @@ class UserCouponViewSet(ReadOnlyViewSet):
         "id", "coupon", "user", "shown_status", "title", "amount", "min_amount", "special", "valid_from", "valid_until",
         "order", "payment", "claim_number", "claimed_at", "locked_at", "used_at",
     ]
-    computed_fields = {"shown_status": ("Status", _shown_status)}
+    computed_fields = {"shown_status": (_("Status"), _shown_status)}
     money_fields = ("amount", "min_amount")
     event_field = "user_coupon"

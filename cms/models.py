@@ -24,6 +24,7 @@ from wagtail.models import Orderable, Page
 from auction.money import FenField
 from auction.services import catalog
 from cms.market_panels import LotMarketPanel, SpecialMarketPanel
+from cms.rich_text import api_html
 
 
 class AuctionIndexPage(Page):
@@ -96,7 +97,7 @@ class SpecialPage(Page):
         )
 
     def content(self) -> catalog.Content:
-        return catalog.Content(title=self.title, description=str(self.description or ""), cover_image_id=self.cover_id)
+        return catalog.Content(title=self.title, description=api_html(self.description), cover_image_id=self.cover_id)
 
     def clean(self):
         super().clean()
@@ -162,7 +163,7 @@ class LotPage(Page):
         image_ids = self.image_ids()
         return catalog.Content(
             title=self.title,
-            description=str(self.description or ""),
+            description=api_html(self.description),
             cover_image_id=image_ids[0] if image_ids else None,
             image_ids=image_ids,
         )

@@ -21,6 +21,8 @@ from django.db import models
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
 from wagtail.admin.admin_url_finder import ModelAdminURLFinder
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.ui.tables import BooleanColumn, Column
@@ -28,10 +30,12 @@ from wagtail.admin.views.generic import InspectView
 from wagtail.admin.viewsets.model import ModelViewSet, ModelViewSetGroup
 
 from auction.gateways.payments import GATEWAYS
-from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, Special, UserCoupon
+from auction.models import Bid, Deposit, Event, Lot, Order, Payment, Refund, RefundStatus, Special, UserCoupon
 from auction.money import format_yuan
 from auction.selectors import mask_nickname
+from cms import export_columns
 from cms.admin_views import PaymentQueryNow, RefundQueryNow, RefundRetry, query_now_view, refund_retry_view
+from cms.exports import ExportingIndexView
 
 # Enough history to settle a dispute on one row; the Events screen has all of it.
 EVENTS_SHOWN = 200
@@ -67,11 +71,25 @@ class OpsInspectView(InspectView):
     query_url_name = ""
     retry_action = None
     retry_url_name = ""
+    # (obj, user) -> [{label, url, button_class}]: the row's own ops actions.
+    row_actions = None
+    # The list's name in the breadcrumbs (the viewset's translated menu label, not the model's English plural).
+    index_label = ""
+
+    def get_breadcrumbs_items(self):
+        items = super().get_breadcrumbs_items()
+        plural = str(capfirst(self.model._meta.verbose_name_plural))
+        for item in items:
+            if self.index_label and str(item.get("label", "")) == plural:
+                item["label"] = self.index_label
+        return items
 
     def get_field_label(self, field_name, field):
+        from cms.labels import FIELD_LABELS
+
         if field_name in self.computed_fields:
             return self.computed_fields[field_name][0]
-        return super().get_field_label(field_name, field)
+        return FIELD_LABELS.get(field_name) or super().get_field_label(field_name, field)
 
     def get_field_display_value(self, field_name, field):
         if field_name in self.computed_fields:
@@ -101,6 +119,8 @@ class OpsInspectView(InspectView):
         if self.retry_action and self.retry_action.is_available(self.object, self.request.user):
             context["retry_action"] = self.retry_action
             context["retry_url"] = reverse(self.retry_url_name, args=(self.object.pk,))
+        if self.row_actions:
+            context["row_actions"] = self.row_actions(self.object, self.request.user)
         return context
 
 
@@ -109,6 +129,9 @@ class ReadOnlyViewSet(ModelViewSet):
 
     inspect_view_enabled = True
     inspect_view_class = OpsInspectView
+    # CSV and XLSX through Wagtail's list export, with the list's filters (cms.exports).
+    index_view_class = ExportingIndexView
+    export_columns: tuple = ()
     copy_view_enabled = False
     # The reference index would scan every new audit row for references on save.
     add_to_reference_index = False
@@ -119,6 +142,7 @@ class ReadOnlyViewSet(ModelViewSet):
     event_field = ""
     query_action = None
     retry_action = None
+    row_actions = None
 
     @property
     def url_prefix(self):
@@ -137,7 +161,9 @@ class ReadOnlyViewSet(ModelViewSet):
 
     def get_index_view_kwargs(self, **kwargs):
         queryset = self.model._default_manager.select_related(*self.list_select_related)
-        return super().get_index_view_kwargs(queryset=queryset, **kwargs)
+        return super().get_index_view_kwargs(
+            queryset=queryset, export_columns=self.export_columns, page_title=self.menu_label, **kwargs
+        )
 
     def get_inspect_view_kwargs(self, **kwargs):
         return super().get_inspect_view_kwargs(
@@ -148,6 +174,8 @@ class ReadOnlyViewSet(ModelViewSet):
             query_url_name=self.get_url_name("query") if self.query_action else "",
             retry_action=self.retry_action,
             retry_url_name=self.get_url_name("retry") if self.retry_action else "",
+            row_actions=self.row_actions,
+            index_label=self.menu_label,
             **kwargs,
         )
 
@@ -177,35 +205,73 @@ class ReadOnlyViewSet(ModelViewSet):
         return Permission.objects.filter(content_type=ContentType.objects.get_for_model(self.model), codename__in=codenames)
 
 
+def since_filter(field_name: str, label: str) -> django_filters.IsoDateTimeFilter:
+    """From a moment on: what the dashboard's figures link to (``?paid_after=2026-12-01T00:00:00+08:00``)."""
+    return django_filters.IsoDateTimeFilter(field_name=field_name, lookup_expr="gte", label=label)
+
+
 def id_filter(field_name: str, label: str) -> django_filters.NumberFilter:
     """By a related row's id: what the page editor's market panel links to."""
     return django_filters.NumberFilter(field_name=field_name, label=label)
+
+
+class OrderFilterSet(WagtailFilterSet):
+    lot = id_filter("lot_id", _("Lot id"))
+    user = id_filter("user_id", _("User id"))
+    paid_after = since_filter("paid_at", _("Paid from"))
+    deadline_after = since_filter("pay_deadline", _("Deadline from"))
+
+    class Meta:
+        model = Order
+        fields = ["status", "fulfilment_status"]
+
+
+def _order_row_actions(order, user):
+    from cms.order_actions import order_actions_for
+
+    return order_actions_for(order, user, OrderViewSet.name)
 
 
 class OrderViewSet(ReadOnlyViewSet):
     model = Order
     name = "market_orders"
     icon = "form"
-    menu_label = "Orders"
+    menu_label = _("Orders")
+    export_columns = export_columns.ORDERS
     list_display = [
-        "order_no", "lot", "user", "status", money_column("price", "Price"),
-        money_column("amount_due", "Amount due", sortable=False), "pay_deadline", "paid_at",
+        "order_no", "lot", "user", "status", "fulfilment_status", money_column("price", _("Price")),
+        money_column("amount_due", _("Amount due"), sortable=False), "pay_deadline", "paid_at",
     ]
-    list_filter = ["status"]
-    search_fields = ["order_no"]
+    filterset_class = OrderFilterSet
+    # Phone and name are found through the formatted shipping address.
+    search_fields = ["order_no", "user__nickname", "user__openid", "address_text"]
     list_select_related = ("lot", "user")
     inspect_view_fields = [
         "order_no", "lot", "user", "status", "price", "deposit_credit", "coupon_discount", "amount_due",
-        "coupon", "pay_deadline", "created_at", "paid_at", "address",
+        "coupon", "pay_deadline", "created_at", "paid_at", "address_text",
+        "fulfilment_status", "carrier", "tracking_no", "shipped_at", "received_at",
     ]
-    computed_fields = {"coupon": ("Coupon (locked or used)", lambda order: UserCoupon.objects.filter(order=order).first())}
+    computed_fields = {"coupon": (_("Coupon (locked or used)"), lambda order: UserCoupon.objects.filter(order=order).first())}
     money_fields = ("price", "deposit_credit", "coupon_discount", "amount_due")
     event_field = "order"
+    row_actions = staticmethod(_order_row_actions)
+
+    def get_urlpatterns(self):
+        from cms.order_actions import order_action_urls
+
+        return super().get_urlpatterns() + order_action_urls(self)
+
+    def get_permissions_to_register(self):
+        # "change" is what ships, extends and cancels (cms.order_actions).
+        return Permission.objects.filter(
+            content_type=ContentType.objects.get_for_model(Order), codename__in=["view_order", "change_order"]
+        )
 
 
 class DepositFilterSet(WagtailFilterSet):
-    lot = id_filter("lot_id", "Lot id")
-    special = id_filter("special_id", "Special id")
+    lot = id_filter("lot_id", _("Lot id"))
+    special = id_filter("special_id", _("Special id"))
+    updated_after = since_filter("updated_at", _("Changed from"))
 
     class Meta:
         model = Deposit
@@ -216,16 +282,18 @@ class DepositViewSet(ReadOnlyViewSet):
     model = Deposit
     name = "market_deposits"
     icon = "lock"
-    menu_label = "Deposits"
+    menu_label = _("Deposits")
+    export_columns = export_columns.DEPOSITS
     list_display = [
         "id", "user", "scope",
-        Column("target", label="Lot / special", accessor=lambda deposit: deposit.lot if deposit.lot_id else deposit.special),
-        money_column("amount", "Amount"), "status", "created_at",
+        Column("target", label=_("Lot / special"), accessor=lambda deposit: deposit.lot if deposit.lot_id else deposit.special),
+        money_column("amount", _("Amount")), "status", "created_at",
     ]
     filterset_class = DepositFilterSet
+    search_fields = ["user__nickname", "user__openid"]
     list_select_related = ("user", "lot", "special")
     inspect_view_fields = ["id", "user", "scope", "special", "lot", "amount", "status", "payment", "created_at", "updated_at"]
-    computed_fields = {"payment": ("Payment", lambda deposit: Payment.objects.filter(deposit=deposit).first())}
+    computed_fields = {"payment": (_("Payment"), lambda deposit: Payment.objects.filter(deposit=deposit).first())}
     money_fields = ("amount",)
     event_field = "deposit"
 
@@ -242,31 +310,48 @@ class PaymentViewSet(ReadOnlyViewSet):
     model = Payment
     name = "market_payments"
     icon = "tag"
-    menu_label = "Payments"
-    list_display = ["out_trade_no", "purpose", "user", money_column("amount", "Amount"), "status", "gateway", "created_at", "paid_at"]
+    menu_label = _("Payments")
+    export_columns = export_columns.PAYMENTS
+    list_display = ["out_trade_no", "purpose", "user", money_column("amount", _("Amount")), "status", "gateway", "created_at", "paid_at"]
     filterset_class = PaymentFilterSet
-    search_fields = ["out_trade_no"]
+    search_fields = ["out_trade_no", "user__nickname", "user__openid"]
     list_select_related = ("user",)
     inspect_view_fields = [
         "out_trade_no", "purpose", "user", "deposit", "order", "amount", "status", "gateway", "transaction_id",
         "refund", "expires_at", "created_at", "paid_at", "closed_at",
     ]
-    computed_fields = {"refund": ("Refund", lambda payment: Refund.objects.filter(payment=payment).first())}
+    computed_fields = {"refund": (_("Refund"), lambda payment: Refund.objects.filter(payment=payment).first())}
     money_fields = ("amount",)
     event_field = "payment"
     query_action = PaymentQueryNow()
+
+
+class RefundFilterSet(WagtailFilterSet):
+    in_flight = django_filters.BooleanFilter(method="filter_in_flight", label=_("In flight (not yet sent, or with the gateway)"))
+
+    class Meta:
+        model = Refund
+        fields = ["status"]
+
+    def filter_in_flight(self, queryset, name, value):
+        if value is None:
+            return queryset
+        flight = models.Q(status__in=(RefundStatus.PENDING, RefundStatus.PROCESSING))
+        return queryset.filter(flight) if value else queryset.exclude(flight)
 
 
 class RefundViewSet(ReadOnlyViewSet):
     model = Refund
     name = "market_refunds"
     icon = "resubmit"
-    menu_label = "Refunds"
+    menu_label = _("Refunds")
+    export_columns = export_columns.REFUNDS
     list_display = [
-        "out_refund_no", money_column("amount", "Amount"), "reason", "status", "attempts", "created_at", "completed_at",
+        "out_refund_no", money_column("amount", _("Amount")), "reason", "status", "attempts", "created_at", "completed_at",
     ]
-    list_filter = ["status"]
-    search_fields = ["out_refund_no"]
+    filterset_class = RefundFilterSet
+    search_fields = ["out_refund_no", "payment__user__nickname", "payment__user__openid"]
+    list_select_related = ("payment__user",)
     inspect_view_fields = [
         "out_refund_no", "payment", "amount", "reason", "status", "gateway_refund_id", "attempts", "last_error",
         "next_attempt_at", "created_at", "submitted_at", "completed_at",
@@ -279,12 +364,12 @@ class RefundViewSet(ReadOnlyViewSet):
 
 class EventFilterSet(WagtailFilterSet):
     # "refund" finds refund.created, refund.succeeded, ...: kinds are dotted.
-    kind = django_filters.CharFilter(lookup_expr="startswith", label="Kind starts with")
+    kind = django_filters.CharFilter(lookup_expr="startswith", label=_("Kind starts with"))
     actor = django_filters.ChoiceFilter(choices=[(actor, actor) for actor in ("user", "job", "ops", "gateway", "system")])
-    lot = id_filter("lot_id", "Lot id")
-    special = id_filter("special_id", "Special id")
-    user = id_filter("user_id", "User id")
-    coupon = id_filter("coupon_id", "Coupon id")
+    lot = id_filter("lot_id", _("Lot id"))
+    special = id_filter("special_id", _("Special id"))
+    user = id_filter("user_id", _("User id"))
+    coupon = id_filter("coupon_id", _("Coupon id"))
 
     class Meta:
         model = Event
@@ -295,16 +380,18 @@ class EventViewSet(ReadOnlyViewSet):
     model = Event
     name = "market_events"
     icon = "history"
-    menu_label = "Events"
-    list_display = ["created_at", "kind", "actor", "user", "lot", "order", money_column("amount", "Amount")]
+    menu_label = _("Events")
+    export_columns = export_columns.EVENTS
+    list_display = ["created_at", "kind", "actor", "user", "lot", "order", money_column("amount", _("Amount"))]
     filterset_class = EventFilterSet
-    search_fields = ["kind"]
+    search_fields = ["kind", "user__nickname", "user__openid"]
     list_select_related = ("user", "lot", "order")
     money_fields = ("amount",)
 
 
 class BidFilterSet(WagtailFilterSet):
-    lot = id_filter("lot_id", "Lot id")
+    lot = id_filter("lot_id", _("Lot id"))
+    created_after = since_filter("created_at", _("Placed from"))
 
     class Meta:
         model = Bid
@@ -319,21 +406,23 @@ class BidViewSet(ReadOnlyViewSet):
     model = Bid
     name = "market_bids"
     icon = "order-up"
-    menu_label = "Bids"
+    menu_label = _("Bids")
+    export_columns = export_columns.BIDS
     list_display = [
-        "lot", Column("bidder", label="Bidder", accessor=_bidder), money_column("price", "Price"),
-        BooleanColumn("is_auto", label="Proxy"), "created_at",
+        "lot", Column("bidder", label=_("Bidder"), accessor=_bidder), money_column("price", _("Price")),
+        BooleanColumn("is_auto", label=_("Proxy")), "created_at",
     ]
     filterset_class = BidFilterSet
+    search_fields = ["user__nickname", "user__openid"]
     list_select_related = ("lot", "user")
     # Masked as bidders see each other; the user id is enough to find them in Events.
     inspect_view_fields = ["lot", "bidder", "user_id", "price", "is_auto", "created_at"]
-    computed_fields = {"bidder": ("Bidder", _bidder), "user_id": ("Bidder's user id", lambda bid: bid.user_id)}
+    computed_fields = {"bidder": (_("Bidder"), _bidder), "user_id": (_("Bidder's user id"), lambda bid: bid.user_id)}
     money_fields = ("price",)
 
 
 class MarketViewSetGroup(ModelViewSetGroup):
-    menu_label = "Market"
+    menu_label = _("Market")
     menu_icon = "tasks"
     menu_order = 250
     items = (OrderViewSet, DepositViewSet, PaymentViewSet, RefundViewSet, EventViewSet, BidViewSet)

@@ -5,17 +5,19 @@ admin: the viewsets are defined in ``cms.ops`` and registered only here.
 """
 
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
 from cms.coupons_admin import CouponViewSet, UserCouponViewSet
+from cms.jobs_admin import JOB_VIEWSETS
 from cms.notifications_admin import NotificationViewSet
 from cms.ops import MarketViewSetGroup
 
 
 class MarketMenu(MarketViewSetGroup):
     # Coupons are the one thing under Market that ops edit; see cms.coupons_admin.
-    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet, NotificationViewSet)
+    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet, NotificationViewSet, *JOB_VIEWSETS)
 
 
 @hooks.register("register_admin_viewset")
@@ -24,7 +26,7 @@ def register_market_viewsets():
 
 
 class JobsMenuItem(MenuItem):
-    """Django-Q2's schedules, queued and failed tasks live in the Django admin."""
+    """Django-Q2's full admin (the Jobs views above are read-only) is the Django admin's."""
 
     def is_shown(self, request):
         # The Django admin lets in staff only; a link others cannot open is noise.
@@ -33,4 +35,8 @@ class JobsMenuItem(MenuItem):
 
 @hooks.register(MarketViewSetGroup.submenu_hook)
 def register_jobs_menu_item():
-    return JobsMenuItem("Jobs", reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
+    return JobsMenuItem(_("Jobs (Django admin)"), reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
+
+
+# The dashboard (Market → Overview and the home page panel) registers its own hooks.
+from cms import dashboard_hooks  # noqa: E402,F401

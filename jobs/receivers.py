@@ -4,6 +4,7 @@ from django.db.models.signals import post_migrate
 
 from auction import signals
 from auction.models import Special
+from auction.services.fulfilment import auto_receipt_after
 from jobs import schedules
 
 
@@ -18,6 +19,10 @@ def on_lot_end_changed(sender, lot_id: int, ends_at, **kwargs) -> None:
 
 def on_order_created(sender, order_id: int, pay_deadline, **kwargs) -> None:
     schedules.order_expiry(order_id, pay_deadline)
+
+
+def on_order_shipped(sender, order_id: int, shipped_at, **kwargs) -> None:
+    schedules.order_receipt_auto(order_id, shipped_at + auto_receipt_after())
 
 
 def on_refund_created(sender, refund_id: int, **kwargs) -> None:
@@ -50,6 +55,7 @@ def connect(app_config) -> None:
     signals.special_times_changed.connect(on_special_times_changed, dispatch_uid="jobs.special_times")
     signals.lot_end_changed.connect(on_lot_end_changed, dispatch_uid="jobs.lot_end")
     signals.order_created.connect(on_order_created, dispatch_uid="jobs.order_created")
+    signals.order_shipped.connect(on_order_shipped, dispatch_uid="jobs.order_shipped")
     signals.refund_created.connect(on_refund_created, dispatch_uid="jobs.refund_created")
     signals.refund_submitted.connect(on_refund_submitted, dispatch_uid="jobs.refund_submitted")
     signals.payment_close_wanted.connect(on_payment_close_wanted, dispatch_uid="jobs.payment_close")

@@ -57,6 +57,10 @@ def order_expiry(order_id: int, deadline: datetime) -> Schedule:
     return once(f"order {order_id}: expire", "jobs.tasks.order_expire", deadline, order_id)
 
 
+def order_receipt_auto(order_id: int, when: datetime) -> Schedule:
+    return once(f"order {order_id}: auto receipt", "jobs.tasks.order_receipt_auto", when, order_id)
+
+
 def sweep_every_minute(*, first_run: datetime | None = None) -> Schedule:
     """``first_run``: when the next sweep is due (else it keeps its time)."""
     defaults = {"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}

@@ -3,6 +3,7 @@ late, or on two clusters at once (the services lock and re-check)."""
 
 from auction.services import (
     deposits,
+    fulfilment,
     idempotency,
     live,
     notifications,
@@ -25,6 +26,10 @@ def special_phase(special_id: int) -> str:
 
 def order_expire(order_id: int) -> bool:
     return overdue.order_expire(order_id=order_id)
+
+
+def order_receipt_auto(order_id: int) -> bool:
+    return fulfilment.order_receipt_auto(order_id=order_id)
 
 
 def refund_submit(refund_id: int) -> str:

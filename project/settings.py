@@ -54,6 +54,9 @@ INSTALLED_APPS = [
     "cms",
     "api",
     "jobs",
+    # Ninja serves its Swagger UI assets from static files only when installed;
+    # otherwise /api/v1/docs loads them from a CDN and is blank offline.
+    "ninja",
     "wagtail.contrib.forms",
     "wagtail.contrib.settings",
     "wagtail.embeds",
@@ -247,6 +250,8 @@ else:
 LANGUAGE_CODE = "zh-hans"
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
+# The project's own translations (zh-hans); compiled by `make` (compilemessages).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 WAGTAIL_I18N_ENABLED = False
 
@@ -321,6 +326,8 @@ AUCTION_NUM_PROXIES = env_int("AUCTION_NUM_PROXIES", 0)
 AUCTION_IDEMPOTENCY_TTL_SECONDS = env_int("AUCTION_IDEMPOTENCY_TTL_SECONDS", 86400)
 AUCTION_IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("AUCTION_IDEMPOTENCY_WAIT_SECONDS", "3"))
 AUCTION_IDEMPOTENCY_LEASE_SECONDS = env_int("AUCTION_IDEMPOTENCY_LEASE_SECONDS", 60)
+# A shipped order the buyer has not confirmed is confirmed received this many days after shipping.
+AUCTION_AUTO_RECEIPT_DAYS = env_int("AUCTION_AUTO_RECEIPT_DAYS", 10)
 
 WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
 WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")

@@ -3,6 +3,7 @@
 #   scripts/system-packages.sh mysql     headers mysqlclient builds against
 #   scripts/system-packages.sh chromium  the browser the browser tests drive
 #   scripts/system-packages.sh nginx     the front tests/test_nginx.py runs deploy/nginx.conf in
+#   scripts/system-packages.sh gettext   msgfmt, which compilemessages runs
 # Not root: prints the apt-get line to run instead, and fails.
 set -euo pipefail
 
@@ -17,8 +18,11 @@ case "${1:-}" in
   nginx)
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
     ;;
+  gettext)
+    command -v msgfmt >/dev/null 2>&1 || need+=(gettext)
+    ;;
   *)
-    echo "usage: $0 mysql|chromium|nginx" >&2
+    echo "usage: $0 mysql|chromium|nginx|gettext" >&2
     exit 2
     ;;
 esac

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from auction.models import Coupon, Event, UserCoupon
 from auction.services.coupons import coupon_claim, coupon_save
@@ -213,7 +214,7 @@ def test_the_listing_shows_claimed_used_and_remaining_and_filters(ops):
     row = next(coupon for coupon in response.context["object_list"] if coupon.pk == hot.pk)
     assert (row.issued, row.used_count, row.remaining) == (3, 1, 7)
     html = response.content.decode()
-    assert "热门券" in html and "¥100" in html and "Claimed" in html and "Remaining" in html
+    assert "热门券" in html and "¥100" in html and gettext("Claimed") in html and gettext("Remaining") in html
     titles = lambda params: {c.title for c in ops.get(reverse("market_coupons:index"), params).context["object_list"]}  # noqa: E731
     assert titles({"enabled": "true"}) == {"热门券"}
     assert titles({"enabled": "false"}) == {"停用券"}

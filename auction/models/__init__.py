@@ -12,13 +12,14 @@ from auction.models.notifications import (
     NotificationStatus,
     SubscriptionCredit,
 )
-from auction.models.orders import Order, OrderStatus
+from auction.models.orders import FulfilmentStatus, Order, OrderStatus
 from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
 from auction.models.users import AuthToken, User
 
 __all__ = [
-    "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Coupon", "Deposit", "DepositScope", "DepositStatus", "Event", "IdempotentRequest",
-    "LiveChange", "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
+    "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Coupon", "Deposit", "DepositScope", "DepositStatus", "Event",
+    "FulfilmentStatus", "IdempotentRequest", "LiveChange", "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment",
+    "PaymentPurpose", "PaymentStatus", "Refund",
     "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]
 __all__ += ["LotReminder", "Notification", "NotificationKind", "NotificationStatus", "SubscriptionCredit"]

@@ -8,6 +8,24 @@ class OrderStatus(models.TextChoices):
     PENDING_PAYMENT = "pending_payment", "待支付"
     PAID = "paid", "已支付"
     OVERDUE = "overdue", "逾期未付款"
+    # Ops called the sale off before payment: nothing forfeited, the lot may be relisted.
+    CANCELLED = "cancelled", "已取消"
+
+
+class FulfilmentStatus(models.TextChoices):
+    """After payment: ops ship the lot, the buyer (or the clock) confirms receipt."""
+
+    AWAITING_SHIPMENT = "awaiting_shipment", "待发货"
+    SHIPPED = "shipped", "已发货"
+    RECEIVED = "received", "已收货"
+
+
+def address_text(address: dict | None) -> str:
+    """The shipping address as a person reads it (and as ops search it)."""
+    if not address:
+        return ""
+    parts = [address.get("name", ""), address.get("phone", ""), address.get("region", ""), address.get("detail", "")]
+    return " ".join(str(part).strip() for part in parts if str(part).strip())
 
 
 class Order(models.Model):
@@ -22,10 +40,23 @@ class Order(models.Model):
     address = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # Written with ``address`` so ops can search it; the JSON stays the source.
+    address_text = models.CharField("shipping address", max_length=512, blank=True, default="")
+    # Empty until paid (the contract's ``fulfilment: null``).
+    fulfilment_status = models.CharField("fulfilment", max_length=24, choices=FulfilmentStatus.choices, blank=True, default="")
+    carrier = models.CharField(max_length=64, blank=True, default="")
+    tracking_no = models.CharField("tracking number", max_length=64, blank=True, default="")
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["user", "status"]), models.Index(fields=["status", "pay_deadline"])]
+        indexes = [
+            models.Index(fields=["user", "status"]),
+            models.Index(fields=["status", "pay_deadline"]),
+            # The auto-receipt sweep and the fulfilment filter.
+            models.Index(fields=["fulfilment_status", "shipped_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.order_no

@@ -13,6 +13,7 @@ from auction.models import (
     Deposit,
     DepositScope,
     DepositStatus,
+    FulfilmentStatus,
     Lot,
     Order,
     OrderStatus,
@@ -21,6 +22,7 @@ from auction.models import (
     PaymentStatus,
     User,
 )
+from auction.models.orders import address_text
 from auction.services import coupons
 from auction.services.deposits import deposit_apply
 from auction.services.events import event_record
@@ -96,7 +98,8 @@ def order_pay(*, order_no: str, user: User, address: dict, user_coupon_id: int |
         # Locks and validates the coupon; one the order held before and is not paying with goes back.
         user_coupon, order.coupon_discount = coupons.order_coupon_choose(order=order, user=user, user_coupon_id=user_coupon_id, now=now)
         order.address = address
-        order.save(update_fields=["address", "coupon_discount"])
+        order.address_text = address_text(address)[:512]
+        order.save(update_fields=["address", "address_text", "coupon_discount"])
         open_payments = list(order.payments.filter(status=PaymentStatus.CREATED).order_by("-id"))
         if order.amount_due == 0:
             if user_coupon is not None:
@@ -130,7 +133,10 @@ def order_paid(*, payment: Payment) -> None:
         return
     # Overdue, already paid through another payment, or paid for an old
     # amount (a coupon released meanwhile included): the money goes back, automatically.
-    reason = {OrderStatus.OVERDUE: "paid after the order went overdue", OrderStatus.PAID: "order already paid"}.get(
+    reason = {
+        OrderStatus.OVERDUE: "paid after the order went overdue", OrderStatus.PAID: "order already paid",
+        OrderStatus.CANCELLED: "paid after ops cancelled the order",
+    }.get(
         order.status, "paid an outdated amount"
     )
     refund_create(payment=payment, reason=reason, actor="gateway")
@@ -139,7 +145,8 @@ def order_paid(*, payment: Payment) -> None:
 def _mark_paid(order: Order, *, paid_at: datetime, actor: str, payment: Payment | None = None) -> None:
     order.status = OrderStatus.PAID
     order.paid_at = paid_at
-    order.save(update_fields=["status", "paid_at"])
+    order.fulfilment_status = FulfilmentStatus.AWAITING_SHIPMENT
+    order.save(update_fields=["status", "paid_at", "fulfilment_status"])
     event_record("order.paid", actor=actor, user_id=order.user_id, lot_id=order.lot_id, order=order, amount=order.amount_due)
     coupons.coupon_use(order=order, payment=payment, actor=actor)
     deposit = (

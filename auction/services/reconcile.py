@@ -33,6 +33,7 @@ from auction.models import (
 from auction.models.catalog import LOT_OUTCOMES
 from auction.services.coupons import user_coupon_expire
 from auction.services.deposits import deposit_cancel, special_deposits_settle
+from auction.services.fulfilment import order_receipt_auto, orders_due_for_auto_receipt
 from auction.services.overdue import order_expire
 from auction.services.payments import payment_apply_success, payment_close, refund_poll, refund_submit
 from auction.services.settlement import lot_settle, special_advance
@@ -125,5 +126,9 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
         "user coupon",
         UserCoupon.objects.filter(status=UserCouponStatus.UNUSED, valid_until__lte=now).values_list("pk", flat=True)[:BATCH],
         lambda pk: user_coupon_expire(user_coupon_id=pk, now=now),
+    )
+    report["orders_received"] = _each(
+        "order receipt", orders_due_for_auto_receipt(now=now).values_list("pk", flat=True)[:BATCH],
+        lambda pk: order_receipt_auto(order_id=pk, now=now),
     )
     return report
