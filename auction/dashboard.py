@@ -2,7 +2,7 @@
 
 One aggregate query per table: every period (today, 7 days, 30 days) and
 every bucket of a chart is a filtered aggregate of the same SELECT, so the
-dashboard costs six queries at ten orders or ten million. Buckets are
+dashboard costs seven queries at ten orders or ten million. Buckets are
 computed here from datetime bounds rather than with the database's date
 truncation, which on MySQL needs its time zone tables loaded.
 """
@@ -26,6 +26,7 @@ from auction.models import (
     UserCoupon,
 )
 from auction.models.catalog import LOT_OUTCOMES
+from auction.services.notifications import notifications_failed_count
 
 PERIODS = ("today", "7d", "30d")
 BID_HOURS = 24
@@ -55,6 +56,7 @@ class Dashboard:
     deposits_held: Figure = Figure(0)
     refunds_in_flight: Figure = Figure(0)
     refunds_failed: Figure = Figure(0)
+    notifications_failed: int = 0
     live_lots: int = 0
     # Charts: (start of bucket, value), oldest first.
     bids_per_hour: list[tuple[datetime, int]] = field(default_factory=list)
@@ -130,6 +132,7 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
     board.bids_per_hour = [(hour, row[f"h_{i}"]) for i, hour in enumerate(hours)]
 
     board.live_lots = live_lots(now=now).count()
+    board.notifications_failed = notifications_failed_count()
 
     aggregates = {}
     for name, start in since.items():

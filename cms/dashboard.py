@@ -66,6 +66,9 @@ def figures(board) -> dict:
          "url": _url("market_refunds:index", in_flight="true"), "key": "refunds_in_flight"},
         {"label": _("Refunds failed"), "text": f"{format_yuan(board.refunds_failed.amount)} · {board.refunds_failed.count}",
          "url": _url("market_refunds:index", status="failed"), "key": "refunds_failed", "alert": board.refunds_failed.count > 0},
+        {"label": _("Messages failed"), "text": f"{board.notifications_failed:,}",
+         "url": _url("market_notifications:index", status="failed"), "key": "notifications_failed",
+         "alert": board.notifications_failed > 0},
         {"label": _("Lots live now"), "text": f"{board.live_lots:,}", "url": reverse("market_overview") + "#live-lots", "key": "live_lots"},
     ]
     return {"periodic": periodic, "now": now}

@@ -69,13 +69,14 @@ def test_the_figures_are_those_of_the_database():
     assert board.bids["today"] == 30 and sum(count for _, count in board.bids_per_hour) == 30
     assert board.awaiting_shipment == 10
     assert board.refunds_failed.count == Refund.objects.filter(status="failed").count() == 0
+    assert board.notifications_failed == 0
 
 
 def test_the_dashboard_costs_the_same_queries_at_ten_or_thousands_of_orders(ops):
     market_of(10)
     with CaptureQueriesContext(connection) as few:
         dashboard()
-    assert len(few) == 6
+    assert len(few) == 7
     market_of(3_000)
     with CaptureQueriesContext(connection) as many:
         board = dashboard()
@@ -111,7 +112,7 @@ def test_the_overview_draws_charts_and_links_each_figure_to_its_list(ops):
 
     links = Links()
     links.feed(html)
-    assert len(links.figures) == 6 * 3 + 6
+    assert len(links.figures) == 6 * 3 + 7
     gmv_today = links.figures["0-today"]
     assert parse_qs(urlparse(gmv_today).query)["status"] == ["paid"]
     listing = ops.get(gmv_today).content.decode()

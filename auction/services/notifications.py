@@ -318,7 +318,13 @@ def _compose(notification: Notification, now: datetime) -> tuple[dict[str, str],
         if kind == NotificationKind.WON and order.status == OrderStatus.OVERDUE:
             return "the order is already overdue"
         left = max(order.pay_deadline - now, timedelta(0))
-        note = "恭喜得标，请在截止时间前付款" if kind == NotificationKind.WON else f"付款截止前{_hours(left)}，逾期将扣除保证金"
+        if kind == NotificationKind.PAYMENT_DUE:
+            note = f"付款截止前{_hours(left)}，逾期将扣除保证金"
+        elif order.status == OrderStatus.PENDING_PAYMENT and order.amount_due > 0:
+            note = "恭喜得标，请在截止时间前付款"
+        else:
+            # Paid already, or the deposit covers it all: nothing to ask of the winner.
+            note = "恭喜得标，请确认收货地址"
         values = {
             "lot_title": order.lot.title, "amount_due": yuan(order.amount_due), "price": yuan(order.price),
             "pay_deadline": shanghai_time(order.pay_deadline), "order_no": order.order_no, "note": note,
