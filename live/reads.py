@@ -77,7 +77,7 @@ def lot_changes(after_bid_ids: dict[int, int]) -> dict[int, dict]:
     )
     changes: dict[int, dict] = {}
     for lot in lots:
-        card = selectors.lot_card(lot_id=lot.pk)
+        card = selectors.lot_card(lot=lot)
         bids = list(
             Bid.objects.filter(lot_id=lot.pk, id__gt=after_bid_ids[lot.pk])
             .select_related("user")
