@@ -57,7 +57,7 @@ def test_no_bids_ends_unsold(client):
     assert Deposit.objects.get().status == "refunding"
 
 
-def test_the_order_is_due_a_payment_window_after_the_end(client, settings):
+def test_the_order_is_due_a_payment_window_after_the_end_or_its_creation_if_later(client, settings):
     settings.AUCTION_PAYMENT_WINDOW_SECONDS = 3600
     lot = LotFactory(deposit=50_000)
     a = bidder(client)
@@ -66,10 +66,30 @@ def test_the_order_is_due_a_payment_window_after_the_end(client, settings):
     hammer(lot)
     order = lot_settle(lot_id=lot.pk)
     lot.refresh_from_db()
-    assert order.pay_deadline == lot.ends_at + timedelta(seconds=3600)
+    assert lot.ends_at + timedelta(seconds=3600) < order.pay_deadline <= order.created_at + timedelta(seconds=3600)
     assert re.fullmatch(r"\d{8}[0-9A-Za-z]{10,24}", order.order_no) and 18 <= len(order.order_no) <= 32
     assert order.order_no.startswith(timezone.localdate().strftime("%Y%m%d"))
     assert Schedule.objects.filter(name=f"order {order.pk}: expire", next_run=order.pay_deadline).exists()
+
+
+def test_settled_late_after_the_cluster_was_stopped_past_the_window_the_winner_gets_the_full_window(client, settings):
+    # given: the lot ended, and no job ran for longer than the whole payment window
+    settings.AUCTION_PAYMENT_WINDOW_SECONDS = 3600
+    lot = LotFactory(deposit=50_000)
+    a = bidder(client)
+    pay_deposit(a, lot_id=lot.pk)
+    bid(a, lot.pk, lot.start_price)
+    Lot.objects.filter(pk=lot.pk).update(ends_at=timezone.now() - timedelta(seconds=3600 + 120))
+    # when: the cluster comes back and sweeps
+    before = timezone.now()
+    sweep()
+    sweep()
+    # then: the order is due a full window after it was made, not after the end; nothing forfeited
+    order = Order.objects.get(lot=lot)
+    assert order.status == "pending_payment"
+    assert before + timedelta(seconds=3600) <= order.pay_deadline <= timezone.now() + timedelta(seconds=3600)
+    assert Deposit.objects.get(user=a.user).status == "held"
+    assert a.post(f"/orders/{order.order_no}/pay", {"address": ADDRESS}).status_code == 200
 
 
 def test_a_lot_settles_only_after_its_end_even_when_the_job_runs_early(client):

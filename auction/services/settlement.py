@@ -31,6 +31,13 @@ logger = logging.getLogger(__name__)
 SETTLE_ON_READ_LIMIT = 10
 
 
+def pay_deadline_for(ends_at: datetime, *, now: datetime) -> datetime:
+    """The winner's full window counted from when the order exists, or the end if
+    later (DESIGN, Rules): settled late after an outage, the window starts at
+    the order, so no deposit is forfeited before its winner could see the order."""
+    return max(ends_at, now) + timedelta(seconds=settings.AUCTION_PAYMENT_WINDOW_SECONDS)
+
+
 def lot_settle(*, lot_id: int) -> Order | None:
     """Sold (an order for the leader) or unsold; every other lot deposit goes back."""
     with transaction.atomic():
@@ -44,8 +51,7 @@ def lot_settle(*, lot_id: int) -> Order | None:
         order = None
         if lot.bid_count and lot.leader_id and lot.reserve_met:
             lot.status = LotStatus.SOLD
-            deadline = lot.ends_at + timedelta(seconds=settings.AUCTION_PAYMENT_WINDOW_SECONDS)
-            order = order_create(lot=lot, winner_id=lot.leader_id, pay_deadline=deadline)
+            order = order_create(lot=lot, winner_id=lot.leader_id, pay_deadline=pay_deadline_for(lot.ends_at, now=timezone.now()))
         else:
             lot.status = LotStatus.UNSOLD
         market_row_save(lot, "status")
