@@ -7,6 +7,7 @@ every minute makes them certain.
 
 from datetime import datetime
 
+from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
@@ -30,7 +31,11 @@ def once(name: str, func: str, when: datetime, *args) -> Schedule:
 
 
 def lot_end(lot_id: int, ends_at: datetime) -> Schedule:
-    return once(f"lot {lot_id}: end", "jobs.tasks.lot_end", ends_at, lot_id)
+    """One trigger per instant, not per lot: a special whose lots end together is
+    one task, which settles every lot due in batches. A lot whose end moved
+    (anti-sniping) gets the trigger of its new instant; the old one finds it
+    not yet due and leaves it."""
+    return once(f"lots end at {ends_at.isoformat()}", "jobs.tasks.lots_end", ends_at)
 
 
 def special_phases(special_id: int, *, preview_at: datetime, starts_at: datetime, ends_at: datetime) -> None:
@@ -42,8 +47,9 @@ def special_phases(special_id: int, *, preview_at: datetime, starts_at: datetime
             Schedule.objects.filter(name=f"special {special_id}: {label}").delete()
 
 
-def order_expiry(order_id: int, deadline: datetime) -> Schedule:
-    return once(f"order {order_id}: expire", "jobs.tasks.order_expire", deadline, order_id)
+def orders_expiry(deadline: datetime) -> Schedule:
+    """One trigger per deadline: the orders of a settling batch share theirs."""
+    return once(f"orders expire at {deadline.isoformat()}", "jobs.tasks.orders_expire", deadline)
 
 
 def sweep_every_minute() -> Schedule:
@@ -56,6 +62,20 @@ def sweep_every_minute() -> Schedule:
 
 def now_after_commit(func: str, *args) -> None:
     """Enqueue once the transaction commits: a worker must see what it is told about."""
-    from django.db import transaction
-
     transaction.on_commit(lambda: async_task(func, *args))
+
+
+def once_after_commit(func: str, *args) -> None:
+    """Enqueue ``func(*args)`` once per transaction however often it is asked for:
+    a batch job that finds its own work (all refunds pending, say) needs one
+    task for a settling transaction's thousand refunds, not a thousand."""
+    connection = transaction.get_connection()
+    wanted = (func, args)
+    if connection.in_atomic_block and any(getattr(callback, "enqueues", None) == wanted for _, callback, _ in connection.run_on_commit):
+        return
+
+    def enqueue() -> None:
+        async_task(func, *args)
+
+    enqueue.enqueues = wanted
+    transaction.on_commit(enqueue)

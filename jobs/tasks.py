@@ -1,9 +1,46 @@
 """Django-Q2 tasks: each a few lines calling a service, each safe to run twice,
 late, or on two clusters at once (the services lock and re-check)."""
 
-from auction.services import deposits, overdue, payments, reconcile, settlement
+from django_q.tasks import async_task
+
+from auction.services import deposits, overdue, payments, reconcile, refund_batches, settlement
+
+# A batch job works this long, then hands what is left to a fresh task: a
+# worker is never more than a batch away from taking SIGTERM (runjobs' grace).
+BUDGET_SECONDS = 10.0
 
 
+def lots_end(helper: bool = False) -> str:
+    """Every lot due, in batches; the first to find more than a batch asks a second worker to help."""
+    settled = settlement.lots_settle()
+    if settled == settlement.SETTLE_BATCH and not helper:
+        async_task("jobs.tasks.lots_end", True)
+    if settled:
+        settled += settlement.lots_settle_all(budget_seconds=BUDGET_SECONDS)
+        if settlement.lots_settle_pending():
+            async_task("jobs.tasks.lots_end", True)
+    return f"{settled} lots settled"
+
+
+def orders_expire() -> int:
+    return overdue.orders_expire_due(budget_seconds=BUDGET_SECONDS)
+
+
+def refunds_submit() -> int:
+    sent = refund_batches.refunds_run(refund_batches.refunds_submit, budget_seconds=BUDGET_SECONDS)
+    if sent and refund_batches.refunds_due_exist("pending"):
+        async_task("jobs.tasks.refunds_submit")
+    return sent
+
+
+def refunds_poll() -> int:
+    asked = refund_batches.refunds_run(refund_batches.refunds_poll, budget_seconds=BUDGET_SECONDS)
+    if asked and refund_batches.refunds_due_exist("processing"):
+        async_task("jobs.tasks.refunds_poll")
+    return asked
+
+
+# Kept for tasks and schedules enqueued before the batch jobs existed.
 def lot_end(lot_id: int) -> str:
     order = settlement.lot_settle(lot_id=lot_id)
     return f"lot {lot_id}: order {order.order_no}" if order else f"lot {lot_id}: nothing to do or unsold"

@@ -69,7 +69,7 @@ def test_the_order_is_due_a_payment_window_after_the_end_or_its_creation_if_late
     assert lot.ends_at + timedelta(seconds=3600) < order.pay_deadline <= order.created_at + timedelta(seconds=3600)
     assert re.fullmatch(r"\d{8}[0-9A-Za-z]{10,24}", order.order_no) and 18 <= len(order.order_no) <= 32
     assert order.order_no.startswith(timezone.localdate().strftime("%Y%m%d"))
-    assert Schedule.objects.filter(name=f"order {order.pk}: expire", next_run=order.pay_deadline).exists()
+    assert Schedule.objects.filter(func="jobs.tasks.orders_expire", next_run=order.pay_deadline).exists()
 
 
 def test_settled_late_after_the_cluster_was_stopped_past_the_window_the_winner_gets_the_full_window(client, settings):
@@ -142,16 +142,12 @@ def test_a_settlement_that_crashes_halfway_is_rerun_with_each_refund_once(client
         bid(api, lot.pk, price)
         price += 10_000
     hammer(lot)
-    real_refund = deposit_services.deposit_refund
-    calls = []
 
-    def crash_on_the_third(**kwargs):
-        calls.append(kwargs)
-        if len(calls) == 3:
-            raise RuntimeError("worker killed")
-        return real_refund(**kwargs)
+    def crash_after_the_orders_and_deposits(*args, **kwargs):
+        raise RuntimeError("worker killed")
 
-    with mock.patch.object(deposit_services, "deposit_refund", crash_on_the_third), pytest.raises(RuntimeError):
+    # The orders, the lot and the deposits are written; the refund rows are next.
+    with mock.patch.object(deposit_services, "refunds_create", crash_after_the_orders_and_deposits), pytest.raises(RuntimeError):
         lot_settle(lot_id=lot.pk)
     assert Lot.objects.get(pk=lot.pk).status != "sold" and not Refund.objects.exists() and not Order.objects.exists()
     lot_settle(lot_id=lot.pk)
@@ -212,8 +208,8 @@ def test_exact_time_schedules_follow_the_lot_end(client):
     Lot.objects.filter(pk=lot.pk).update(ends_at=timezone.now() + timedelta(seconds=30))
     bid(bidder(client), lot.pk, lot.start_price)
     lot.refresh_from_db()
-    schedule = Schedule.objects.get(name=f"lot {lot.pk}: end")
-    assert schedule.next_run == lot.ends_at and schedule.func == "jobs.tasks.lot_end"
+    schedule = Schedule.objects.get(name=f"lots end at {lot.ends_at.isoformat()}")
+    assert schedule.next_run == lot.ends_at and schedule.func == "jobs.tasks.lots_end"
 
 
 def test_orders_quote_and_a_fully_covered_order_is_paid_at_once(client):
