@@ -140,12 +140,21 @@ def progress(args) -> None:
 
     django.setup()
     from django.db import close_old_connections
-    from django.db.models import Count, Q
+    from django.db.models import Count, Max, Min, Q
 
     from auction.models import Lot, Order, Refund
 
     special_id = args.special
-    for _ in sys.stdin:
+    for line in sys.stdin:
+        if line.strip() == "final":
+            # From the rows' own times: what the cluster did, not when this poll saw it.
+            ends_at = Lot.objects.filter(special_id=special_id).aggregate(at=Max("ends_at"))["at"]
+            orders = Order.objects.filter(lot__special_id=special_id).aggregate(first=Min("created_at"), last=Max("created_at"))
+            refunds = Refund.objects.filter(payment__deposit__special_id=special_id).aggregate(
+                first_submitted=Min("submitted_at"), last_submitted=Max("submitted_at"), last_completed=Max("completed_at"))
+            print(json.dumps({key: round((value - ends_at).total_seconds(), 1) if value else None for key, value in
+                              {"first_order": orders["first"], "last_order": orders["last"], **refunds}.items()}), flush=True)
+            continue
         refunds = Refund.objects.filter(payment__deposit__special_id=special_id).aggregate(
             created=Count("pk"), submitted=Count("pk", filter=~Q(status="pending")), completed=Count("pk", filter=Q(status="succeeded")),
             failed=Count("pk", filter=Q(status="failed")),
@@ -250,7 +259,11 @@ def main() -> None:
         subprocess.run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=code, env=env, check=True)
     # Leftovers of an earlier run (schedules, results, a broker's queue) stay out of this one.
     subprocess.run([python, "manage.py", "shell", "-c",
-                    "from django_q.models import Schedule, Task, OrmQ; Schedule.objects.all().delete(); Task.objects.all().delete(); OrmQ.objects.all().delete()"],
+                    "from django_q.models import Schedule, Task, OrmQ; Schedule.objects.all().delete(); Task.objects.all().delete(); OrmQ.objects.all().delete()\n"
+                    # An earlier run stopped at its timeout leaves work undone, which this run's
+                    # sweep would take up beside its own: closed here, in the bench database only.
+                    "from auction.models import Lot, Refund; Refund.objects.filter(status__in=('pending', 'processing')).update(status='succeeded')\n"
+                    "Lot.objects.filter(status__in=('upcoming', 'preview', 'bidding')).update(status='unsold')"],
                    cwd=code, env=env, check=True)
     if args.db == "mysql":
         for number in ("0", "1"):  # the broker's and the cache's databases only: tests may use others
@@ -305,6 +318,9 @@ def main() -> None:
                 break
         cpu = cluster_cpu_seconds(cluster.pid)
         enqueues = redis_enqueues(args.redis_port) if args.db == "mysql" else None
+        watcher.stdin.write("final\n")
+        watcher.stdin.flush()
+        from_rows = json.loads(watcher.stdout.readline())
     finally:
         watcher.stdin.close()
         watcher.wait(timeout=10)
@@ -325,7 +341,7 @@ def main() -> None:
     tasks = enqueues if enqueues is not None else counts["ormq_insert"]
     result = {
         "label": args.label or code.name, "db": args.db, "lots": args.lots, "deposits": args.lots * args.deposits_per_lot,
-        "reached": reached, "last": last, "timeout": args.timeout,
+        "from_rows": from_rows, "reached": reached, "last": last, "timeout": args.timeout,
         "queries_domain_per_lot": round(counts["domain"] / args.lots, 1), "queries_q_per_lot": round(counts["django_q"] / args.lots, 1),
         "tasks": tasks, "tasks_per_lot": round(tasks / args.lots, 2) if tasks is not None else None,
         "cluster_cpu_s": round(cpu, 1), "cluster_up_s_before_end": ready_before_end, "sigterm_stop_s": stop_seconds, "load_1m": [round(load_start, 1), round(os.getloadavg()[0], 1)],

@@ -243,6 +243,8 @@ AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 # process sharing the cache (WeChat Pay allows about 150), this many at once.
 AUCTION_REFUND_RATE_PER_SECOND = env_int("AUCTION_REFUND_RATE_PER_SECOND", 150)
 AUCTION_REFUND_CONCURRENCY = env_int("AUCTION_REFUND_CONCURRENCY", 16)
+# Refunds per batch: one claim, one round of calls, one transaction applying the answers.
+AUCTION_REFUND_BATCH = env_int("AUCTION_REFUND_BATCH", 200)
 AUCTION_DEPOSIT_PAYMENT_SECONDS = env_int("AUCTION_DEPOSIT_PAYMENT_SECONDS", 900)
 AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
 AUCTION_LOGIN_RATE = os.environ.get("AUCTION_LOGIN_RATE", "120/m")

@@ -32,7 +32,6 @@ from auction.services.payments import refund_retry_delay
 
 logger = logging.getLogger(__name__)
 
-REFUND_BATCH = 200
 # A claimed batch not answered by then (its sender died) is anyone's again.
 CLAIM_LEASE = timedelta(seconds=60)
 
@@ -94,10 +93,10 @@ def _call_all(refunds: list[Refund], method: str, kind: str) -> dict[int, Refund
         return dict(zip([r.pk for r in refunds], pool.map(call, refunds), strict=True))
 
 
-def refunds_submit(*, limit: int = REFUND_BATCH, now: datetime | None = None) -> int:
+def refunds_submit(*, limit: int | None = None, now: datetime | None = None) -> int:
     """Send one batch of pending refunds due; the number sent."""
     now = now or timezone.now()
-    ids = _claim(RefundStatus.PENDING, limit=limit, now=now)
+    ids = _claim(RefundStatus.PENDING, limit=limit or settings.AUCTION_REFUND_BATCH, now=now)
     if not ids:
         return 0
     answers = _call_all(list(Refund.objects.select_related("payment").filter(pk__in=ids)), "refund", "refund")
@@ -131,10 +130,10 @@ def refunds_submit(*, limit: int = REFUND_BATCH, now: datetime | None = None) ->
     return len(ids)
 
 
-def refunds_poll(*, limit: int = REFUND_BATCH, now: datetime | None = None, submitted_before: datetime | None = None) -> int:
+def refunds_poll(*, limit: int | None = None, now: datetime | None = None, submitted_before: datetime | None = None) -> int:
     """Learn one batch of processing refunds' outcomes from the gateway; the number asked about."""
     now = now or timezone.now()
-    ids = _claim(RefundStatus.PROCESSING, limit=limit, now=now, submitted_before=submitted_before)
+    ids = _claim(RefundStatus.PROCESSING, limit=limit or settings.AUCTION_REFUND_BATCH, now=now, submitted_before=submitted_before)
     if not ids:
         return 0
     answers = _call_all(list(Refund.objects.select_related("payment").filter(pk__in=ids)), "refund_query", "refund_query")

@@ -76,12 +76,14 @@ class Command(BaseCommand):
         # backlog, far past any grace. Ours only asks, and the loop below
         # keeps the time.
         stop_asked: list[float] = []
+        stopping: list[threading.Thread] = []
 
         def ask_to_stop(signum, frame) -> None:
+            # Only a note here: setting the cluster's multiprocessing Event takes
+            # a lock that a process killed by the same signal (systemd signals
+            # the whole group) may have died holding, which would hang this one.
             if not stop_asked:
                 stop_asked.append(time.monotonic())
-                logger.info("stopping: finishing the tasks in hand for up to %.0f s", options["grace"])
-                cluster.stop_event.set()
 
         signal.signal(signal.SIGTERM, ask_to_stop)
         signal.signal(signal.SIGINT, ask_to_stop)
@@ -94,6 +96,10 @@ class Command(BaseCommand):
             # a blocking join would race the signal handler's own join.
             while cluster.sentinel is not None and cluster.sentinel.is_alive():
                 time.sleep(0.2)
+                if stop_asked and not stopping:
+                    logger.info("stopping: finishing the tasks in hand for up to %.0f s", options["grace"])
+                    stopping.append(threading.Thread(target=cluster.stop_event.set, name="stop", daemon=True))
+                    stopping[0].start()
                 if stop_asked and time.monotonic() - stop_asked[0] > options["grace"]:
                     logger.warning("tasks still running after %.0f s: killed; the next start's sweep carries on", options["grace"])
                     for pid in reversed(descendants(os.getpid())):
