@@ -155,10 +155,10 @@ def test_two_clusters_settling_and_refunding_the_same_sale_at_once_do_each_thing
 @pytest.mark.django_db
 def test_refunds_are_sent_within_the_gateways_rate(settings, tmp_path):
     with running(settings, tmp_path / "wechatpay") as fake:
-        # given: 24 WeChat Pay deposits whose lots ended unsold, and a rate of 10 refunds a second
-        settings.AUCTION_REFUND_RATE_PER_SECOND = 10
+        # given: 20 WeChat Pay deposits whose lots ended unsold, and a rate of 5 refunds a second
+        settings.AUCTION_REFUND_RATE_PER_SECOND = 5
         settings.AUCTION_REFUND_CONCURRENCY = 8
-        for _ in range(24):
+        for _ in range(20):
             lot = LotFactory(deposit=1_000)
             _, payment, _ = deposit_request(user=UserFactory(), lot_id=lot.pk)
             payment_prepare(payment=payment)
@@ -167,14 +167,14 @@ def test_refunds_are_sent_within_the_gateways_rate(settings, tmp_path):
             Lot.objects.filter(pk=lot.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
         lots_settle_all()
         # when: the batch job sends them
-        assert refunds_run(refunds_submit) == 24
+        assert refunds_run(refunds_submit) == 20
         # then: every refund reached the gateway once, spread over the seconds the rate
-        # needs (unpaced, 8 threads send all 24 within a fraction of a second). The
-        # fake counts arrivals: the sender paces its sends exactly, and a slot's
-        # request may reach the fake late on a loaded box, so 20 % of slack.
-        assert len(fake.refund_times) == 24 and len(fake.refunds) == 24
-        assert max(fake.refund_times) - min(fake.refund_times) >= 1.4
-        assert fake.refunds_per_second() <= 12 and fake.refunds_per_wall_second() <= 12
+        # needs (unpaced, 8 threads send all 20 within a fraction of a second). The
+        # fake counts arrivals: the sender paces its sends, and on a loaded box a
+        # request may reach the fake late, next to the following slot's, so some slack.
+        assert len(fake.refund_times) == 20 and len(fake.refunds) == 20
+        assert max(fake.refund_times) - min(fake.refund_times) >= 2.5
+        assert fake.refunds_per_second() <= 8 and fake.refunds_per_wall_second() <= 7
         assert set(Refund.objects.values_list("status", flat=True)) == {RefundStatus.PROCESSING}
 
 

@@ -27,7 +27,7 @@ from auction.services.coupons import user_coupon_expire
 from auction.services.deposits import deposit_cancel, special_deposits_settle
 from auction.services.overdue import orders_expire_due
 from auction.services.payments import payment_apply_success, payment_close
-from auction.services.refund_batches import refunds_poll, refunds_run, refunds_submit
+from auction.services.refund_batches import refunds_poll_all, refunds_run, refunds_submit
 from auction.services.settlement import lots_settle_all, special_advance
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
     # A refund the gateway did not take waits out its backoff, a claimed one its
     # lease (both in next_attempt_at); a fresh one is left to its own job first.
     report["refunds_submitted"] = _guarded("refunds", lambda: refunds_run(refunds_submit, now=now, budget_seconds=SWEEP_BUDGET_SECONDS))
-    report["refunds_polled"] = _guarded("refund polls", lambda: refunds_run(refunds_poll, now=now, budget_seconds=SWEEP_BUDGET_SECONDS, submitted_before=now - REFUND_POLL_AFTER))
+    report["refunds_polled"] = _guarded("refund polls", lambda: refunds_poll_all(now=now, budget_seconds=SWEEP_BUDGET_SECONDS, submitted_before=now - REFUND_POLL_AFTER))
     report["special_deposits"] = _each(
         "special deposits",
         Deposit.objects.filter(scope=DepositScope.SPECIAL, status=DepositStatus.HELD, special__status=SpecialStatus.ENDED)

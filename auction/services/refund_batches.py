@@ -47,7 +47,7 @@ def rate_slot(kind: str, *, per_second: int) -> None:
             used = cache.incr(key)
         except ValueError:  # expired between add and incr
             continue
-        if used <= per_second:
+        if used <= per_second and time.time() < second + 1:
             # Spread over the second (the n-th slot at n/rate into it), so no
             # sliding second holds more than the rate either, not only each
             # wall-clock second.
@@ -66,11 +66,13 @@ def refunds_due_exist(status: str) -> bool:
     return _due(status, timezone.now()).exists()
 
 
-def _claim(status: str, *, limit: int, now: datetime, submitted_before: datetime | None = None) -> list[int]:
+def _claim(status: str, *, limit: int, now: datetime, submitted_before: datetime | None = None, above_pk: int = 0) -> list[int]:
     with transaction.atomic():
         due = _due(status, now).select_for_update(skip_locked=True)
         if submitted_before is not None:
             due = due.filter(submitted_at__lte=submitted_before)
+        if above_pk:
+            due = due.filter(pk__gt=above_pk)
         ids = list(due.order_by("pk").values_list("pk", flat=True)[:limit])
         if ids:
             Refund.objects.filter(pk__in=ids).update(next_attempt_at=now + CLAIM_LEASE)
@@ -132,17 +134,36 @@ def refunds_submit(*, limit: int | None = None, now: datetime | None = None) -> 
 
 def refunds_poll(*, limit: int | None = None, now: datetime | None = None, submitted_before: datetime | None = None) -> int:
     """Learn one batch of processing refunds' outcomes from the gateway; the number asked about."""
+    return len(_poll_batch(limit=limit, now=now, submitted_before=submitted_before))
+
+
+def refunds_poll_all(*, budget_seconds: float = 45.0, now: datetime | None = None, submitted_before: datetime | None = None) -> int:
+    """Every processing refund once, in batches by id (one still processing is asked
+    again by a later run, not by the next batch of this one)."""
+    started, asked, above = time.monotonic(), 0, 0
+    while time.monotonic() - started < budget_seconds:
+        ids = _poll_batch(now=now, submitted_before=submitted_before, above_pk=above)
+        if not ids:
+            break
+        asked, above = asked + len(ids), max(ids)
+    return asked
+
+
+def _poll_batch(*, limit: int | None = None, now: datetime | None = None, submitted_before: datetime | None = None, above_pk: int = 0) -> list[int]:
     now = now or timezone.now()
-    ids = _claim(RefundStatus.PROCESSING, limit=limit or settings.AUCTION_REFUND_BATCH, now=now, submitted_before=submitted_before)
+    ids = _claim(RefundStatus.PROCESSING, limit=limit or settings.AUCTION_REFUND_BATCH, now=now, submitted_before=submitted_before, above_pk=above_pk)
     if not ids:
-        return 0
+        return []
     answers = _call_all(list(Refund.objects.select_related("payment").filter(pk__in=ids)), "refund_query", "refund_query")
     outcomes = {pk: answer.status == "succeeded" for pk, answer in answers.items()
                 if not isinstance(answer, GatewayError) and answer.status != "processing"}
     with transaction.atomic():
         refunds = list(Refund.objects.select_for_update().select_related("payment").filter(pk__in=outcomes, status=RefundStatus.PROCESSING).order_by("pk"))
         refunds_finish([(refund, outcomes[refund.pk]) for refund in refunds], actor="job")
-    return len(ids)
+    # The claim's lease is only for the calls: one still processing is anyone's
+    # to ask about again (the sweep waits REFUND_POLL_AFTER after the send).
+    Refund.objects.filter(pk__in=[pk for pk in ids if pk not in outcomes], status=RefundStatus.PROCESSING).update(next_attempt_at=None)
+    return ids
 
 
 def refunds_finish(outcomes: list[tuple[Refund, bool]], *, actor: str) -> None:

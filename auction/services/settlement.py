@@ -52,7 +52,7 @@ def lot_settle(*, lot_id: int) -> Order | None:
             # Anti-sniping moved the end after this job was scheduled.
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
             return None
-        return _settle_locked([lot], now=timezone.now()).get(lot.pk)
+        return _settle_locked([lot]).get(lot.pk)
 
 
 def lots_settle(*, now: datetime | None = None, limit: int = SETTLE_BATCH) -> int:
@@ -72,7 +72,7 @@ def lots_settle(*, now: datetime | None = None, limit: int = SETTLE_BATCH) -> in
             .order_by("pk")[:limit]
         )
         if lots:
-            _settle_locked(lots, now=now)
+            _settle_locked(lots)
     return len(lots)
 
 
@@ -91,13 +91,14 @@ def lots_settle_pending(*, now: datetime | None = None) -> bool:
     return Lot.objects.filter(ends_at__lte=now or timezone.now()).exclude(status__in=LOT_OUTCOMES).exists()
 
 
-def _settle_locked(lots: list[Lot], *, now: datetime) -> dict[int, Order]:
+def _settle_locked(lots: list[Lot]) -> dict[int, Order]:
     """The consequences of ``lots``' ends, their rows locked by the caller: a fixed
     number of queries for the whole batch (bulk reads of the deposits, bulk
     creation of orders, refunds and events)."""
     sold = [lot for lot in lots if lot.bid_count and lot.leader_id and lot.reserve_met]
     sold_ids = {lot.pk for lot in sold}
-    deadline = pay_deadline_for(max(lot.ends_at for lot in lots), now=now)
+    # The real clock, not the caller's ``now`` (which picks the lots due): the window counts from this order.
+    deadline = pay_deadline_for(max(lot.ends_at for lot in lots), now=timezone.now())
     deposits = list(Deposit.objects.select_for_update().filter(lot__in=lots, scope=DepositScope.LOT).order_by("pk"))
     held = {(d.lot_id, d.user_id): d.amount for d in deposits if d.status == DepositStatus.HELD}
     orders = orders_create(
