@@ -37,25 +37,32 @@ CLAIM_LEASE = timedelta(seconds=60)
 
 
 def rate_slot(kind: str, *, per_second: int) -> None:
-    """Wait for a slot in the current second's budget, counted in the shared cache
-    (Redis in production: every worker and cluster shares one budget)."""
+    """Wait for the next free slot of a grid ``1/per_second`` apart, counted in the
+    shared cache (Redis in production: every worker and cluster shares one budget).
+
+    The n-th slot of a wall-clock second is at n/rate into it, and a slot whose
+    moment has already passed is skipped, not used late: calls go out only on
+    the grid, so no second, sliding or not, holds more than the rate.
+    """
     for _ in range(10_000):  # bounded: at most a few seconds of waiting in practice
-        second = int(time.time())
+        now = time.time()
+        second = int(now)
         key = f"gateway-rate:{kind}:{second}"
         cache.add(key, 0, timeout=5)
         try:
             used = cache.incr(key)
         except ValueError:  # expired between add and incr
             continue
-        if used <= per_second and time.time() < second + 1:
-            # Spread over the second (the n-th slot at n/rate into it), so no
-            # sliding second holds more than the rate either, not only each
-            # wall-clock second.
-            wait = second + (used - 1) / per_second - time.time()
-            if wait > 0:
-                time.sleep(wait)
-            return
-        time.sleep(max(0.001, second + 1 - time.time()))
+        if used > per_second:
+            time.sleep(max(0.001, second + 1 - time.time()))
+            continue
+        at = second + (used - 1) / per_second
+        wait = at - time.time()
+        if wait < -0.005:
+            continue  # this slot's moment is gone: take the next one
+        if wait > 0:
+            time.sleep(wait)
+        return
 
 
 def _due(status: str, now: datetime):
