@@ -9,7 +9,20 @@ from django.db.models import Count, DateTimeField, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 
 from auction.images import COVER_SPEC, cover_prefetch, gallery_prefetch, rendition_of
-from auction.models import AutoBid, Bid, Deposit, DepositScope, DepositStatus, Lot, LotImage, Special, SpecialStatus
+from auction.models import (
+    AutoBid,
+    Bid,
+    Deposit,
+    DepositScope,
+    DepositStatus,
+    Lot,
+    LotImage,
+    Refund,
+    RefundStatus,
+    Special,
+    SpecialStatus,
+)
+from auction.models.catalog import LOT_OUTCOMES
 
 
 def special_closes_at_expression() -> Greatest:
@@ -150,3 +163,19 @@ def deposit_status_for_lot(*, lot: Lot, user) -> str | None:
 
 def auto_bid_max(*, lot_id: int, user) -> int | None:
     return AutoBid.objects.filter(lot_id=lot_id, user=user).values_list("max_price", flat=True).first()
+
+
+def special_settlement_progress(*, special_id: int) -> dict[str, int]:
+    """How far a special's end has been carried out, for ops: lots with their
+    outcome, and its refunds created, sent, completed and failed (two queries)."""
+    lots = Lot.objects.filter(special_id=special_id).aggregate(
+        lots=Count("pk"), settled=Count("pk", filter=Q(status__in=LOT_OUTCOMES)),
+    )
+    refunds = Refund.objects.filter(payment__deposit__special_id=special_id).aggregate(
+        refunds=Count("pk"),
+        submitted=Count("pk", filter=~Q(status=RefundStatus.PENDING)),
+        completed=Count("pk", filter=Q(status=RefundStatus.SUCCEEDED)),
+        failed=Count("pk", filter=Q(status=RefundStatus.FAILED)),
+        waiting_retry=Count("pk", filter=Q(status=RefundStatus.PENDING, attempts__gt=0)),
+    )
+    return {**lots, **refunds}

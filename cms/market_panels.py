@@ -23,7 +23,7 @@ from auction.models import (
     SpecialStatus,
 )
 from auction.money import format_yuan
-from auction.selectors import mask_nickname, special_closes_at
+from auction.selectors import mask_nickname, special_closes_at, special_settlement_progress
 
 # The panel is a glance, not the ledger: the Deposits screen has the rest.
 DEPOSITS_SHOWN = 50
@@ -111,6 +111,7 @@ def special_market(*, page_id: int | None) -> dict:
             {"label": OrderStatus(row["status"]).label, "count": row["count"]}
             for row in Order.objects.filter(lot__special=special).order_by("status").values("status").annotate(count=Count("id"))
         ],
+        "settlement": special_settlement_progress(special_id=special.pk),
         "deposits_url": _admin_url("market_deposits:index", query=f"special={special.pk}"),
         "events_url": _admin_url("market_events:index", query=f"special={special.pk}"),
     }

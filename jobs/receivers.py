@@ -17,8 +17,8 @@ def on_lot_end_changed(sender, lot_id: int, ends_at, **kwargs) -> None:
     schedules.lot_end(lot_id, ends_at)
 
 
-def on_order_created(sender, order_id: int, pay_deadline, **kwargs) -> None:
-    schedules.order_expiry(order_id, pay_deadline)
+def on_orders_created(sender, order_ids: list[int], pay_deadline, **kwargs) -> None:
+    schedules.orders_expiry(pay_deadline)
 
 
 def on_order_shipped(sender, order_id: int, shipped_at, **kwargs) -> None:
@@ -26,11 +26,12 @@ def on_order_shipped(sender, order_id: int, shipped_at, **kwargs) -> None:
 
 
 def on_refund_created(sender, refund_id: int, **kwargs) -> None:
-    schedules.now_after_commit("jobs.tasks.refund_submit", refund_id)
+    # The batch job sends every pending refund: one task per transaction.
+    schedules.once_after_commit("jobs.tasks.refunds_submit")
 
 
 def on_refund_submitted(sender, refund_id: int, **kwargs) -> None:
-    schedules.now_after_commit("jobs.tasks.refund_poll", refund_id)
+    schedules.once_after_commit("jobs.tasks.refunds_poll")
 
 
 def on_payment_close_wanted(sender, payment_id: int, **kwargs) -> None:
@@ -38,7 +39,7 @@ def on_payment_close_wanted(sender, payment_id: int, **kwargs) -> None:
 
 
 def on_special_outcome_changed(sender, special_id: int, **kwargs) -> None:
-    schedules.now_after_commit("jobs.tasks.special_deposits", special_id)
+    schedules.once_after_commit("jobs.tasks.special_deposits", special_id)
 
 
 def on_notification_queued(sender, **kwargs) -> None:
@@ -54,8 +55,8 @@ def on_post_migrate(sender, **kwargs) -> None:
 def connect(app_config) -> None:
     signals.special_times_changed.connect(on_special_times_changed, dispatch_uid="jobs.special_times")
     signals.lot_end_changed.connect(on_lot_end_changed, dispatch_uid="jobs.lot_end")
-    signals.order_created.connect(on_order_created, dispatch_uid="jobs.order_created")
     signals.order_shipped.connect(on_order_shipped, dispatch_uid="jobs.order_shipped")
+    signals.orders_created.connect(on_orders_created, dispatch_uid="jobs.orders_created")
     signals.refund_created.connect(on_refund_created, dispatch_uid="jobs.refund_created")
     signals.refund_submitted.connect(on_refund_submitted, dispatch_uid="jobs.refund_submitted")
     signals.payment_close_wanted.connect(on_payment_close_wanted, dispatch_uid="jobs.payment_close")

@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.conf import Conf
@@ -41,7 +42,11 @@ def once(name: str, func: str, when: datetime, *args) -> Schedule:
 
 
 def lot_end(lot_id: int, ends_at: datetime) -> Schedule:
-    return once(f"lot {lot_id}: end", "jobs.tasks.lot_end", ends_at, lot_id)
+    """One trigger per instant, not per lot: a special whose lots end together is
+    one task, which settles every lot due in batches. A lot whose end moved
+    (anti-sniping) gets the trigger of its new instant; the old one finds it
+    not yet due and leaves it."""
+    return once(f"lots end at {ends_at.isoformat()}", "jobs.tasks.lots_end", ends_at)
 
 
 def special_phases(special_id: int, *, preview_at: datetime, starts_at: datetime, ends_at: datetime) -> None:
@@ -53,8 +58,9 @@ def special_phases(special_id: int, *, preview_at: datetime, starts_at: datetime
             Schedule.objects.filter(name=f"special {special_id}: {label}").delete()
 
 
-def order_expiry(order_id: int, deadline: datetime) -> Schedule:
-    return once(f"order {order_id}: expire", "jobs.tasks.order_expire", deadline, order_id)
+def orders_expiry(deadline: datetime) -> Schedule:
+    """One trigger per deadline: the orders of a settling batch share theirs."""
+    return once(f"orders expire at {deadline.isoformat()}", "jobs.tasks.orders_expire", deadline)
 
 
 def order_receipt_auto(order_id: int, when: datetime) -> Schedule:
@@ -105,8 +111,6 @@ def periodic(*, first_sweep: datetime | None = None) -> None:
 
 def now_after_commit(func: str, *args) -> None:
     """Enqueue once the transaction commits: a worker must see what it is told about."""
-    from django.db import transaction
-
     transaction.on_commit(lambda: enqueue(func, *args))
 
 
@@ -154,3 +158,19 @@ def enqueue(func: str, *args) -> None:
             async_task(func, *args, broker=broker)
     except Exception as error:  # noqa: BLE001  (Redis down or hung, or any broker failure)
         _breaker.failed(f"enqueue {func}{args!r}", error)
+
+
+def once_after_commit(func: str, *args) -> None:
+    """Enqueue ``func(*args)`` once per transaction however often it is asked for:
+    a batch job that finds its own work (all refunds pending, say) needs one
+    task for a settling transaction's thousand refunds, not a thousand."""
+    connection = transaction.get_connection()
+    wanted = (func, args)
+    if connection.in_atomic_block and any(getattr(callback, "enqueues", None) == wanted for _, callback, _ in connection.run_on_commit):
+        return
+
+    def enqueue_once() -> None:
+        enqueue(func, *args)
+
+    enqueue_once.enqueues = wanted
+    transaction.on_commit(enqueue_once)

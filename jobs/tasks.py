@@ -10,11 +10,47 @@ from auction.services import (
     overdue,
     payments,
     reconcile,
+    refund_batches,
     settlement,
     tokens,
 )
+from jobs.schedules import enqueue
+
+# A batch job works this long, then hands what is left to a fresh task: a
+# worker is never more than a batch away from taking SIGTERM (runjobs' grace).
+BUDGET_SECONDS = 10.0
 
 
+def lots_end(helper: bool = False) -> str:
+    """Every lot due, in batches; the first to find more than a batch asks a second worker to help."""
+    settled = settlement.lots_settle()
+    if settled == settlement.SETTLE_BATCH and not helper:
+        enqueue("jobs.tasks.lots_end", True)
+    if settled:
+        settled += settlement.lots_settle_all(budget_seconds=BUDGET_SECONDS)
+        if settlement.lots_settle_pending():
+            enqueue("jobs.tasks.lots_end", True)
+    return f"{settled} lots settled"
+
+
+def orders_expire() -> int:
+    return overdue.orders_expire_due(budget_seconds=BUDGET_SECONDS)
+
+
+def refunds_submit() -> int:
+    sent = refund_batches.refunds_run(refund_batches.refunds_submit, budget_seconds=BUDGET_SECONDS)
+    if sent and refund_batches.refunds_due_exist("pending"):
+        enqueue("jobs.tasks.refunds_submit")
+    return sent
+
+
+def refunds_poll() -> int:
+    # One round over what is processing; one still processing is asked again by
+    # the sweep (WeChat's notification usually comes first).
+    return refund_batches.refunds_poll_all(budget_seconds=BUDGET_SECONDS)
+
+
+# Kept for tasks and schedules enqueued before the batch jobs existed.
 def lot_end(lot_id: int) -> str:
     order = settlement.lot_settle(lot_id=lot_id)
     return f"lot {lot_id}: order {order.order_no}" if order else f"lot {lot_id}: nothing to do or unsold"

@@ -236,7 +236,15 @@ Q_CLUSTER = {
     # `retry` seconds: it must exceed `timeout` or a slow task runs twice.
     "retry": 90,
     "max_attempts": 3,
-    "save_limit": 1000,
+    # Successes: the last few per task function (an exact-time trigger's
+    # result for ops); failures are always kept. With 1000 the monitor locked
+    # up to 1000 rows per result saved: recording a big sale's end cost 2.5x
+    # the work itself (issue 13).
+    "save_limit": env_int("Q_SAVE_LIMIT", 10),
+    "save_limit_per": "func",
+    # Tasks pulled off the broker ahead of the workers: each is finished on
+    # SIGTERM before the cluster stops, so keep few (the batch jobs are long).
+    "queue_limit": env_int("Q_WORKERS", 2),
     "catch_up": False,
     "label": "Jobs",
 }
@@ -293,6 +301,12 @@ AUCTION_SANDBOX = env_bool("AUCTION_SANDBOX", DEBUG)
 AUCTION_PAYMENT_WINDOW_SECONDS = env_int("AUCTION_PAYMENT_WINDOW_SECONDS", 86400)
 AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 # A deposit's payment stays open this long; then the deposit is cancelled.
+# Refunds sent to the gateway at most this many a second across every job
+# process sharing the cache (WeChat Pay allows about 150), this many at once.
+AUCTION_REFUND_RATE_PER_SECOND = env_int("AUCTION_REFUND_RATE_PER_SECOND", 150)
+AUCTION_REFUND_CONCURRENCY = env_int("AUCTION_REFUND_CONCURRENCY", 16)
+# Refunds per batch: one claim, one round of calls, one transaction applying the answers.
+AUCTION_REFUND_BATCH = env_int("AUCTION_REFUND_BATCH", 200)
 AUCTION_DEPOSIT_PAYMENT_SECONDS = env_int("AUCTION_DEPOSIT_PAYMENT_SECONDS", 900)
 AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
 # The sweep polls a refund the gateway took this long ago and nothing has

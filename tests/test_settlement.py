@@ -57,7 +57,7 @@ def test_no_bids_ends_unsold(client):
     assert Deposit.objects.get().status == "refunding"
 
 
-def test_the_order_is_due_a_payment_window_after_the_end(client, settings):
+def test_the_order_is_due_a_payment_window_after_the_end_or_its_creation_if_later(client, settings):
     settings.AUCTION_PAYMENT_WINDOW_SECONDS = 3600
     lot = LotFactory(deposit=50_000)
     a = bidder(client)
@@ -66,10 +66,30 @@ def test_the_order_is_due_a_payment_window_after_the_end(client, settings):
     hammer(lot)
     order = lot_settle(lot_id=lot.pk)
     lot.refresh_from_db()
-    assert order.pay_deadline == lot.ends_at + timedelta(seconds=3600)
+    assert lot.ends_at + timedelta(seconds=3600) < order.pay_deadline <= order.created_at + timedelta(seconds=3600)
     assert re.fullmatch(r"\d{8}[0-9A-Za-z]{10,24}", order.order_no) and 18 <= len(order.order_no) <= 32
     assert order.order_no.startswith(timezone.localdate().strftime("%Y%m%d"))
-    assert Schedule.objects.filter(name=f"order {order.pk}: expire", next_run=order.pay_deadline).exists()
+    assert Schedule.objects.filter(func="jobs.tasks.orders_expire", next_run=order.pay_deadline).exists()
+
+
+def test_settled_late_after_the_cluster_was_stopped_past_the_window_the_winner_gets_the_full_window(client, settings):
+    # given: the lot ended, and no job ran for longer than the whole payment window
+    settings.AUCTION_PAYMENT_WINDOW_SECONDS = 3600
+    lot = LotFactory(deposit=50_000)
+    a = bidder(client)
+    pay_deposit(a, lot_id=lot.pk)
+    bid(a, lot.pk, lot.start_price)
+    Lot.objects.filter(pk=lot.pk).update(ends_at=timezone.now() - timedelta(seconds=3600 + 120))
+    # when: the cluster comes back and sweeps
+    before = timezone.now()
+    sweep()
+    sweep()
+    # then: the order is due a full window after it was made, not after the end; nothing forfeited
+    order = Order.objects.get(lot=lot)
+    assert order.status == "pending_payment"
+    assert before + timedelta(seconds=3600) <= order.pay_deadline <= timezone.now() + timedelta(seconds=3600)
+    assert Deposit.objects.get(user=a.user).status == "held"
+    assert a.post(f"/orders/{order.order_no}/pay", {"address": ADDRESS}).status_code == 200
 
 
 def test_a_lot_settles_only_after_its_end_even_when_the_job_runs_early(client):
@@ -122,16 +142,12 @@ def test_a_settlement_that_crashes_halfway_is_rerun_with_each_refund_once(client
         bid(api, lot.pk, price)
         price += 10_000
     hammer(lot)
-    real_refund = deposit_services.deposit_refund
-    calls = []
 
-    def crash_on_the_third(**kwargs):
-        calls.append(kwargs)
-        if len(calls) == 3:
-            raise RuntimeError("worker killed")
-        return real_refund(**kwargs)
+    def crash_after_the_orders_and_deposits(*args, **kwargs):
+        raise RuntimeError("worker killed")
 
-    with mock.patch.object(deposit_services, "deposit_refund", crash_on_the_third), pytest.raises(RuntimeError):
+    # The orders, the lot and the deposits are written; the refund rows are next.
+    with mock.patch.object(deposit_services, "refunds_create", crash_after_the_orders_and_deposits), pytest.raises(RuntimeError):
         lot_settle(lot_id=lot.pk)
     assert Lot.objects.get(pk=lot.pk).status != "sold" and not Refund.objects.exists() and not Order.objects.exists()
     lot_settle(lot_id=lot.pk)
@@ -192,8 +208,8 @@ def test_exact_time_schedules_follow_the_lot_end(client):
     Lot.objects.filter(pk=lot.pk).update(ends_at=timezone.now() + timedelta(seconds=30))
     bid(bidder(client), lot.pk, lot.start_price)
     lot.refresh_from_db()
-    schedule = Schedule.objects.get(name=f"lot {lot.pk}: end")
-    assert schedule.next_run == lot.ends_at and schedule.func == "jobs.tasks.lot_end"
+    schedule = Schedule.objects.get(name=f"lots end at {lot.ends_at.isoformat()}")
+    assert schedule.next_run == lot.ends_at and schedule.func == "jobs.tasks.lots_end"
 
 
 def test_orders_quote_and_a_fully_covered_order_is_paid_at_once(client):

@@ -12,6 +12,7 @@ from auction.models import (
     Deposit,
     DepositScope,
     DepositStatus,
+    Event,
     Lot,
     NotificationKind,
     Payment,
@@ -21,9 +22,9 @@ from auction.models import (
 )
 from auction.models.catalog import LOT_OUTCOMES
 from auction.selectors import special_closes_at
-from auction.services.events import event_record
+from auction.services.events import event_record, events_record_bulk
 from auction.services.notifications import notification_queue
-from auction.services.payment_rows import payment_open, refund_create
+from auction.services.payment_rows import payment_open, refund_create, refunds_create
 
 
 class NoDepositNeeded(ValidationFailed):
@@ -216,16 +217,25 @@ def deposit_refunded(*, deposit_id: int) -> None:
         notification_queue(user_id=deposit.user_id, kind=NotificationKind.REFUNDED, object_id=deposit.pk, lot_id=deposit.lot_id)
 
 
-def lot_deposits_release(*, lot: Lot, winner_id: int | None) -> int:
-    """At a lot's end: every lot deposit but the winner's goes back; unpaid ones are cancelled."""
-    released = 0
-    deposits = Deposit.objects.select_for_update().filter(lot=lot, scope=DepositScope.LOT).order_by("pk")
-    for deposit in deposits:
-        if deposit.status == DepositStatus.HELD and deposit.user_id != winner_id:
-            released += deposit_refund(deposit=deposit, reason="lot ended without you winning" if winner_id else "lot unsold")
-    for deposit in deposits.filter(status=DepositStatus.PENDING):
-        deposit_cancel(deposit_id=deposit.pk, reason="lot ended before payment")
-    return released
+def deposits_refund(deposits: list[Deposit], *, reasons: dict[int, str], actor: str = "job") -> int:
+    """Refund held deposits whose locks the caller holds, in bulk: each becomes
+    ``refunding`` with its refund row, in this transaction (a few queries for any number)."""
+    held = [deposit for deposit in deposits if deposit.status == DepositStatus.HELD]
+    if not held:
+        return 0
+    Deposit.objects.filter(pk__in=[d.pk for d in held], status=DepositStatus.HELD).update(
+        status=DepositStatus.REFUNDING, active_key=None, updated_at=timezone.now()
+    )
+    events_record_bulk([
+        Event(kind="deposit.refunding", actor=actor, user_id=d.user_id, special_id=d.special_id, lot_id=d.lot_id, deposit=d,
+              amount=d.amount, data={"reason": reasons[d.pk]})
+        for d in held
+    ])
+    for deposit in held:
+        deposit.status, deposit.active_key = DepositStatus.REFUNDING, None
+    payments = list(Payment.objects.filter(deposit__in=held).order_by("pk"))
+    refunds_create(payments, reasons={p.pk: reasons[p.deposit_id] for p in payments}, actor=actor)
+    return len(held)
 
 
 def special_deposits_settle(*, special_id: int, now: datetime | None = None) -> int:

@@ -124,6 +124,38 @@ def notification_queue(
         signals.notification_queued.send(sender=Notification)
 
 
+def notifications_queue_many(rows: list[dict]) -> int:
+    """``notification_queue`` for many rows in one INSERT (a settled batch): each
+    row has user_id, kind, object_id and optionally lot_id, not_before."""
+    templates = template_ids()
+    now = timezone.now()
+    made = [
+        Notification(
+            user_id=row["user_id"], kind=row["kind"], object_id=row["object_id"], lot_id=row.get("lot_id"), data={},
+            template_id=templates[row["kind"]], priority=KIND_PRIORITY[row["kind"]], not_before=row.get("not_before") or now,
+        )
+        for row in rows
+        if templates.get(row["kind"])
+    ]
+    if made:
+        Notification.objects.bulk_create(made, ignore_conflicts=True)
+        if any(row.not_before <= now for row in made):
+            signals.notification_queued.send(sender=Notification)
+    return len(made)
+
+
+def orders_won_queue(orders: list[Order]) -> int:
+    """``order_won_queue`` for a batch of orders, in one INSERT."""
+    rows = []
+    for order in orders:
+        rows.append({"user_id": order.user_id, "kind": NotificationKind.WON, "object_id": order.pk, "lot_id": order.lot_id})
+        reminder_at = order.pay_deadline - timedelta(seconds=settings.AUCTION_PAYMENT_REMINDER_SECONDS)
+        if reminder_at > timezone.now():
+            rows.append({"user_id": order.user_id, "kind": NotificationKind.PAYMENT_DUE, "object_id": order.pk,
+                         "lot_id": order.lot_id, "not_before": reminder_at})
+    return notifications_queue_many(rows)
+
+
 def order_won_queue(*, order: Order) -> None:
     """At the hammer: ``won`` now, ``payment_due`` before the deadline (when the window leaves room for one)."""
     notification_queue(user_id=order.user_id, kind=NotificationKind.WON, object_id=order.pk, lot_id=order.lot_id)

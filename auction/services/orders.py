@@ -13,6 +13,7 @@ from auction.models import (
     Deposit,
     DepositScope,
     DepositStatus,
+    Event,
     FulfilmentStatus,
     Lot,
     Order,
@@ -25,7 +26,7 @@ from auction.models import (
 from auction.models.orders import address_text
 from auction.services import coupons
 from auction.services.deposits import deposit_apply
-from auction.services.events import event_record
+from auction.services.events import event_record, events_record_bulk
 from auction.services.payment_rows import payment_open, random_number, refund_create
 
 
@@ -73,7 +74,12 @@ def order_create(*, lot: Lot, winner_id: int, pay_deadline: datetime) -> Order:
         .values_list("amount", flat=True)
         .first()
     ) or 0
-    order = Order.objects.create(
+    return orders_create([(lot, winner_id, deposit_amount)], pay_deadline=pay_deadline)[lot.pk]
+
+
+def order_row(*, lot: Lot, winner_id: int, deposit_amount: int, pay_deadline: datetime) -> Order:
+    """What an order charges at the hammer (unsaved): the one place its amounts are decided."""
+    return Order(
         order_no=order_number(),
         lot=lot,
         user_id=winner_id,
@@ -81,9 +87,29 @@ def order_create(*, lot: Lot, winner_id: int, pay_deadline: datetime) -> Order:
         deposit_credit=min(deposit_amount, lot.current_price),
         pay_deadline=pay_deadline,
     )
-    event_record("order.created", user_id=winner_id, lot=lot, order=order, amount=order.price, data={"pay_deadline": pay_deadline.isoformat()})
-    signals.order_created.send(sender=Order, order_id=order.pk, pay_deadline=pay_deadline)
-    return order
+
+
+def orders_create(winners: list[tuple[Lot, int, int]], *, pay_deadline: datetime) -> dict[int, Order]:
+    """Orders for ``(lot, winner_id, held lot deposit)``, the lots locked by the caller:
+    one INSERT for the orders and one for their events, whatever their number."""
+    if not winners:
+        return {}
+    made = Order.objects.bulk_create(
+        [order_row(lot=lot, winner_id=winner_id, deposit_amount=amount, pay_deadline=pay_deadline) for lot, winner_id, amount in winners]
+    )
+    if any(order.pk is None for order in made):  # a database that cannot return the ids of a bulk insert
+        numbers = {order.order_no: order for order in made}
+        for pk, number in Order.objects.filter(order_no__in=numbers).values_list("pk", "order_no"):
+            numbers[number].pk = pk
+    events_record_bulk([
+        Event(kind="order.created", user_id=order.user_id, lot=order.lot, order=order, amount=order.price,
+              data={"pay_deadline": pay_deadline.isoformat()})
+        for order in made
+    ])
+    for order in made:
+        signals.order_created.send(sender=Order, order_id=order.pk, pay_deadline=pay_deadline)
+    signals.orders_created.send(sender=Order, order_ids=[order.pk for order in made], pay_deadline=pay_deadline)
+    return {order.lot_id: order for order in made}
 
 
 def order_pay(*, order_no: str, user: User, address: dict, user_coupon_id: int | None = None) -> tuple[Order, Payment | None]:

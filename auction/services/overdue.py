@@ -6,6 +6,8 @@ reports instead), then the order, its lot, its coupon and its deposits move
 together under the order's lock.
 """
 
+import time
+
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -48,3 +50,19 @@ def order_expire(*, order_id: int) -> bool:
         for deposit in deposits.order_by("pk"):
             deposit_forfeit(deposit=deposit, reason="order overdue", order=order)
     return True
+
+
+def orders_expire_due(*, now=None, limit: int = 200, budget_seconds: float = 45.0) -> int:
+    """Every order past its deadline and unpaid, in batches of ids, each expired
+    under its own lock (its payments are closed at the gateway first)."""
+    started, expired = time.monotonic(), 0
+    while time.monotonic() - started < budget_seconds:
+        moment = now or timezone.now()
+        ids = list(Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, pay_deadline__lte=moment).order_by("pk").values_list("pk", flat=True)[:limit])
+        if not ids:
+            break
+        done = sum(order_expire(order_id=pk) for pk in ids)
+        expired += done
+        if done == 0:  # each one taken by another worker meanwhile, or not yet due on a re-read
+            break
+    return expired

@@ -21,8 +21,8 @@ from django.utils import timezone
 from auction import signals
 from auction.errors import NotFound
 from auction.gateways.payments import gateway_for
-from auction.models import Deposit, Payment, PaymentPurpose, PaymentStatus, Refund, User
-from auction.services.events import event_record
+from auction.models import Deposit, Event, Payment, PaymentPurpose, PaymentStatus, Refund, User
+from auction.services.events import event_record, events_record_bulk
 
 ALPHABET = string.digits + string.ascii_letters
 
@@ -93,3 +93,25 @@ def refund_create(*, payment: Payment, reason: str, actor: str = "system") -> Re
         )
         signals.refund_created.send(sender=Refund, refund_id=refund.pk)
     return refund
+
+
+def refunds_create(payments: list[Payment], *, reasons: dict[int, str], actor: str = "system") -> list[Refund]:
+    """Refund rows for paid payments the caller has locked (through their deposits)
+    and found with none: one INSERT for the refunds, one for their events."""
+    if not payments:
+        return []
+    refunds = Refund.objects.bulk_create(
+        [Refund(payment=p, out_refund_no=Refund.number_for(p), amount=p.amount, reason=reasons[p.pk]) for p in payments]
+    )
+    if any(refund.pk is None for refund in refunds):
+        numbers = {refund.out_refund_no: refund for refund in refunds}
+        for pk, number in Refund.objects.filter(out_refund_no__in=numbers).values_list("pk", "out_refund_no"):
+            numbers[number].pk = pk
+    events_record_bulk([
+        Event(kind="refund.created", actor=actor, user_id=r.payment.user_id, payment=r.payment, deposit_id=r.payment.deposit_id,
+              order_id=r.payment.order_id, refund=r, amount=r.amount, data={"reason": r.reason})
+        for r in refunds
+    ])
+    for refund in refunds:
+        signals.refund_created.send(sender=Refund, refund_id=refund.pk)
+    return refunds

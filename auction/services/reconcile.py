@@ -10,7 +10,6 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from auction.gateways.payments import GatewayError, gateway_for
@@ -18,31 +17,29 @@ from auction.models import (
     Deposit,
     DepositScope,
     DepositStatus,
-    Lot,
-    Order,
-    OrderStatus,
     Payment,
     PaymentStatus,
-    Refund,
-    RefundStatus,
     Special,
     SpecialStatus,
     UserCoupon,
     UserCouponStatus,
 )
-from auction.models.catalog import LOT_OUTCOMES
 from auction.services.coupons import user_coupon_expire
 from auction.services.deposits import deposit_cancel, special_deposits_settle
 from auction.services.fulfilment import order_receipt_auto, orders_due_for_auto_receipt
-from auction.services.overdue import order_expire
-from auction.services.payments import payment_apply_success, payment_close, refund_poll, refund_submit
-from auction.services.settlement import lot_settle, special_advance
+from auction.services.overdue import orders_expire_due
+from auction.services.payments import payment_apply_success, payment_close
+from auction.services.refund_batches import refunds_poll_all, refunds_run, refunds_submit
+from auction.services.settlement import lots_settle_all, special_advance
 
 logger = logging.getLogger(__name__)
 
 # Leave a fresh refund to its own job and notification before polling it.
 REFUND_POLL_AFTER = timedelta(seconds=settings.AUCTION_REFUND_POLL_AFTER_SECONDS)
 BATCH = 200
+# Each batched step runs until nothing is left or this is spent; the next sweep,
+# a minute on, carries on. Short enough that a worker takes SIGTERM in time.
+SWEEP_BUDGET_SECONDS = 10.0
 
 
 def _each(label: str, ids, action) -> int:
@@ -54,6 +51,14 @@ def _each(label: str, ids, action) -> int:
         except Exception:
             logger.exception("reconcile: %s %s failed; the next sweep retries", label, pk)
     return done
+
+
+def _guarded(label: str, action) -> int:
+    try:
+        return action()
+    except Exception:
+        logger.exception("reconcile: %s failed; the next sweep retries", label)
+        return 0
 
 
 def payment_reconcile(payment_id: int) -> None:
@@ -82,15 +87,10 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
         "special", Special.objects.exclude(status=SpecialStatus.ENDED).values_list("pk", flat=True)[:BATCH],
         lambda pk: special_advance(special_id=pk, now=now),
     )
-    report["lots_settled"] = _each(
-        "lot", Lot.objects.exclude(status__in=LOT_OUTCOMES).filter(ends_at__lte=now).values_list("pk", flat=True)[:BATCH],
-        lambda pk: lot_settle(lot_id=pk),
-    )
-    report["orders_expired"] = _each(
-        "order",
-        Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, pay_deadline__lte=now).values_list("pk", flat=True)[:BATCH],
-        lambda pk: order_expire(order_id=pk),
-    )
+    # Lots, orders and refunds: in bounded batches until none is left (a lost
+    # trigger, a killed cluster), not a fixed number a minute.
+    report["lots_settled"] = _guarded("lots", lambda: lots_settle_all(now=now, budget_seconds=SWEEP_BUDGET_SECONDS))
+    report["orders_expired"] = _guarded("orders", lambda: orders_expire_due(now=now, budget_seconds=SWEEP_BUDGET_SECONDS))
     # Ask the gateway about expired payments before giving up on their
     # deposits: one paid in time whose notification was lost is then held.
     report["payments_closed"] = _each(
@@ -103,19 +103,10 @@ def reconcile(*, now: datetime | None = None) -> dict[str, int]:
         Deposit.objects.filter(status=DepositStatus.PENDING, payment__expires_at__lte=now).values_list("pk", flat=True)[:BATCH],
         lambda pk: deposit_cancel(deposit_id=pk, reason="payment window passed"),
     )
-    # A refund the gateway did not take waits out its backoff (refund_submit sets it).
-    report["refunds_submitted"] = _each(
-        "refund",
-        Refund.objects.filter(status=RefundStatus.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .values_list("pk", flat=True)[:BATCH],
-        lambda pk: refund_submit(refund_id=pk),
-    )
-    report["refunds_polled"] = _each(
-        "refund",
-        Refund.objects.filter(status=RefundStatus.PROCESSING, submitted_at__lte=now - REFUND_POLL_AFTER).values_list("pk", flat=True)[:BATCH],
-        lambda pk: refund_poll(refund_id=pk),
-    )
+    # A refund the gateway did not take waits out its backoff, a claimed one its
+    # lease (both in next_attempt_at); a fresh one is left to its own job first.
+    report["refunds_submitted"] = _guarded("refunds", lambda: refunds_run(refunds_submit, now=now, budget_seconds=SWEEP_BUDGET_SECONDS))
+    report["refunds_polled"] = _guarded("refund polls", lambda: refunds_poll_all(now=now, budget_seconds=SWEEP_BUDGET_SECONDS, submitted_before=now - REFUND_POLL_AFTER))
     report["special_deposits"] = _each(
         "special deposits",
         Deposit.objects.filter(scope=DepositScope.SPECIAL, status=DepositStatus.HELD, special__status=SpecialStatus.ENDED)

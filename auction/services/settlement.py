@@ -7,6 +7,7 @@ nothing the second time, and a crash halfway leaves nothing half done.
 """
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -15,15 +16,15 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from auction import signals
-from auction.models import Lot, LotStatus, Order, Special, SpecialStatus
+from auction.models import Deposit, DepositScope, DepositStatus, Event, Lot, LotStatus, Order, Special, SpecialStatus
 from auction.models.catalog import LOT_OUTCOMES, status_by_time
 from auction.selectors import special_closes_at
 from auction.services import notifications
-from auction.services.deposits import lot_deposits_release, special_deposits_settle
-from auction.services.events import event_record
+from auction.services.deposits import deposit_cancel, deposits_refund, special_deposits_settle
+from auction.services.events import event_record, events_record_bulk
 from auction.services.live import live_lot_changed, live_user_event
-from auction.services.market_rows import market_row_save, market_rows_update
-from auction.services.orders import order_create
+from auction.services.market_rows import market_rows_update
+from auction.services.orders import orders_create
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,16 @@ logger = logging.getLogger(__name__)
 # moment would otherwise settle every one of them inside one request. Lots
 # past the batch read ``bidding`` until the next read or the job settles them.
 SETTLE_ON_READ_LIMIT = 10
+# Lots per settling transaction: big enough that a sale of thousands of lots
+# is a few dozen transactions, small enough that one holds its locks briefly.
+SETTLE_BATCH = 100
+
+
+def pay_deadline_for(ends_at: datetime, *, now: datetime) -> datetime:
+    """The winner's full window counted from when the order exists, or the end if
+    later (DESIGN, Rules): settled late after an outage, the window starts at
+    the order, so no deposit is forfeited before its winner could see the order."""
+    return max(ends_at, now) + timedelta(seconds=settings.AUCTION_PAYMENT_WINDOW_SECONDS)
 
 
 def lot_settle(*, lot_id: int) -> Order | None:
@@ -43,25 +54,87 @@ def lot_settle(*, lot_id: int) -> Order | None:
             # Anti-sniping moved the end after this job was scheduled.
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
             return None
-        order = None
-        if lot.bid_count and lot.leader_id and lot.reserve_met:
-            lot.status = LotStatus.SOLD
-            deadline = lot.ends_at + timedelta(seconds=settings.AUCTION_PAYMENT_WINDOW_SECONDS)
-            order = order_create(lot=lot, winner_id=lot.leader_id, pay_deadline=deadline)
-            notifications.order_won_queue(order=order)
-        else:
-            lot.status = LotStatus.UNSOLD
-        market_row_save(lot, "status")
-        event_record(
-            f"lot.{lot.status}", actor="job", lot=lot, special_id=lot.special_id, user_id=lot.leader_id,
-            amount=lot.current_price or None, data={"bid_count": lot.bid_count, "reserve_met": lot.reserve_met},
+        return _settle_locked([lot]).get(lot.pk)
+
+
+def lots_settle(*, now: datetime | None = None, limit: int = SETTLE_BATCH) -> int:
+    """Settle up to ``limit`` lots past their end, in one transaction; the number settled.
+
+    The batch is the lots due and not yet settled whose rows no other worker
+    holds (``SKIP LOCKED``): two workers, or two clusters, settle disjoint
+    batches, and a lot another transaction holds is left to the next batch.
+    A crash halfway rolls the whole batch back; the next run does it again.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        lots = list(
+            Lot.objects.select_for_update(skip_locked=True)
+            .filter(ends_at__lte=now)
+            .exclude(status__in=LOT_OUTCOMES)
+            .order_by("pk")[:limit]
         )
-        lot_deposits_release(lot=lot, winner_id=order.user_id if order else None)
+        if lots:
+            _settle_locked(lots)
+    return len(lots)
+
+
+def lots_settle_all(*, now: datetime | None = None, budget_seconds: float = 45.0) -> int:
+    """Batches until nothing is due (or the budget is spent: the caller runs again)."""
+    started, settled = time.monotonic(), 0
+    while time.monotonic() - started < budget_seconds:
+        done = lots_settle(now=now or timezone.now())
+        settled += done
+        if done == 0:
+            break
+    return settled
+
+
+def lots_settle_pending(*, now: datetime | None = None) -> bool:
+    return Lot.objects.filter(ends_at__lte=now or timezone.now()).exclude(status__in=LOT_OUTCOMES).exists()
+
+
+def _settle_locked(lots: list[Lot]) -> dict[int, Order]:
+    """The consequences of ``lots``' ends, their rows locked by the caller: a fixed
+    number of queries for the whole batch (bulk reads of the deposits, bulk
+    creation of orders, refunds and events)."""
+    sold = [lot for lot in lots if lot.bid_count and lot.leader_id and lot.reserve_met]
+    sold_ids = {lot.pk for lot in sold}
+    # The real clock, not the caller's ``now`` (which picks the lots due): the window counts from this order.
+    deadline = pay_deadline_for(max(lot.ends_at for lot in lots), now=timezone.now())
+    deposits = list(Deposit.objects.select_for_update().filter(lot__in=lots, scope=DepositScope.LOT).order_by("pk"))
+    held = {(d.lot_id, d.user_id): d.amount for d in deposits if d.status == DepositStatus.HELD}
+    orders = orders_create(
+        [(lot, lot.leader_id, held.get((lot.pk, lot.leader_id), 0)) for lot in sold], pay_deadline=deadline
+    )
+    if sold_ids:
+        market_rows_update(Lot.objects.filter(pk__in=sold_ids), status=LotStatus.SOLD)
+    unsold_ids = [lot.pk for lot in lots if lot.pk not in sold_ids]
+    if unsold_ids:
+        market_rows_update(Lot.objects.filter(pk__in=unsold_ids), status=LotStatus.UNSOLD)
+    events = []
+    for lot in lots:
+        lot.status = LotStatus.SOLD if lot.pk in sold_ids else LotStatus.UNSOLD
+        lot.version += 1
+        events.append(Event(
+            kind=f"lot.{lot.status}", actor="job", lot=lot, special_id=lot.special_id, user_id=lot.leader_id,
+            amount=lot.current_price or None, data={"bid_count": lot.bid_count, "reserve_met": lot.reserve_met},
+        ))
+    events_record_bulk(events)
+    notifications.orders_won_queue(list(orders.values()))
+    for lot in lots:
         live_lot_changed(lot_id=lot.pk, version=lot.version, price=lot.current_price)
-        if order is not None:
-            live_user_event(user_id=order.user_id, kind="won", lot_id=lot.pk, order_no=order.order_no)
-        signals.special_outcome_changed.send(sender=Lot, special_id=lot.special_id)
-    return order
+    for order in orders.values():
+        live_user_event(user_id=order.user_id, kind="won", lot_id=order.lot_id, order_no=order.order_no)
+    winners = {lot.pk: lot.leader_id for lot in sold}
+    losers = [d for d in deposits if d.status == DepositStatus.HELD and winners.get(d.lot_id) != d.user_id]
+    reasons = {d.pk: "lot ended without you winning" if d.lot_id in winners else "lot unsold" for d in losers}
+    deposits_refund(losers, reasons=reasons)
+    for deposit in deposits:
+        if deposit.status == DepositStatus.PENDING:
+            deposit_cancel(deposit_id=deposit.pk, reason="lot ended before payment")
+    for special_id in sorted({lot.special_id for lot in lots}):
+        signals.special_outcome_changed.send(sender=Lot, special_id=special_id)
+    return orders
 
 
 def lots_settle_due(lots: Iterable[Lot], *, now: datetime, limit: int = SETTLE_ON_READ_LIMIT) -> None:

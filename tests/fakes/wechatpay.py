@@ -165,6 +165,8 @@ class FakeWechatPay:
     payments: dict = field(default_factory=dict)
     refunds: dict = field(default_factory=dict)
     requests: list = field(default_factory=list)
+    # When each refund request came (time.time()): the rate a sender kept to.
+    refund_times: list = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     # The keys the test run gave it and our settings (``running``).
     run_keys: "Keys | None" = None
@@ -445,7 +447,25 @@ class FakeWechatPay:
         payment["trade_state"] = "CLOSED"
         return 204, None
 
+    def refunds_per_second(self) -> int:
+        """The most refund requests within any sliding second of the run."""
+        times = sorted(self.refund_times)
+        most, start = 0, 0
+        for end, moment in enumerate(times):
+            while moment - times[start] >= 1.0:
+                start += 1
+            most = max(most, end - start + 1)
+        return most
+
+    def refunds_per_wall_second(self) -> int:
+        """The most refund requests within one wall-clock second (how a gateway counts its QPS)."""
+        counts: dict[int, int] = {}
+        for moment in self.refund_times:
+            counts[int(moment)] = counts.get(int(moment), 0) + 1
+        return max(counts.values(), default=0)
+
     def refund(self, payload: dict) -> tuple[int, dict]:
+        self.refund_times.append(time.time())
         amount = payload.get("amount") or {}
         out_refund_no = payload.get("out_refund_no")
         if not isinstance(out_refund_no, str) or not re.fullmatch(r"[0-9A-Za-z_\-|*@]{1,64}", out_refund_no):

@@ -8,8 +8,11 @@ row (SELECT ... FOR UPDATE) before it enqueues it and moves it on.
 """
 
 import logging
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
@@ -31,11 +34,32 @@ def tick_forever(stop: threading.Event, every: float) -> None:
             close_old_connections()
 
 
+# SIGTERM asks the cluster to finish the tasks in hand; past this many seconds
+# what is still running is killed (under systemd's TimeoutStopSec=90). Nothing
+# is half done by that: each batch is one transaction, rolled back when its
+# process dies, and the work it held is due again for the next start's sweep.
+STOP_GRACE_SECONDS = float(os.environ.get("AUCTION_JOBS_STOP_GRACE", "20"))
+
+
+def descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = [int(child) for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+        except OSError:
+            children = []
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
 class Command(BaseCommand):
     help = "Run the job cluster (qcluster) with prompt schedules."
 
     def add_arguments(self, parser):
         parser.add_argument("--tick", type=float, default=2.0, help="seconds between looks at due schedules")
+        parser.add_argument("--grace", type=float, default=STOP_GRACE_SECONDS, help="seconds SIGTERM waits for the tasks in hand")
 
     def handle(self, *args, **options) -> None:
         from django.utils import timezone
@@ -50,8 +74,24 @@ class Command(BaseCommand):
         # later close) this process's database connection, and no thread may
         # be running yet when it forks.
         connections.close_all()
-        cluster = Cluster()  # its SIGTERM/SIGINT handler stops the sentinel
+        cluster = Cluster()
         cluster.start()
+        # qcluster's own handler joins the sentinel inside the signal handler,
+        # which waits for every task already pulled off the broker: under a
+        # backlog, far past any grace. Ours only asks, and the loop below
+        # keeps the time.
+        stop_asked: list[float] = []
+        stopping: list[threading.Thread] = []
+
+        def ask_to_stop(signum, frame) -> None:
+            # Only a note here: setting the cluster's multiprocessing Event takes
+            # a lock that a process killed by the same signal (systemd signals
+            # the whole group) may have died holding, which would hang this one.
+            if not stop_asked:
+                stop_asked.append(time.monotonic())
+
+        signal.signal(signal.SIGTERM, ask_to_stop)
+        signal.signal(signal.SIGINT, ask_to_stop)
         stop = threading.Event()
         ticker = threading.Thread(target=tick_forever, args=(stop, options["tick"]), name="schedule-tick", daemon=True)
         ticker.start()
@@ -60,7 +100,19 @@ class Command(BaseCommand):
             # lets the interpreter's exit join it), so wait for it here. Poll:
             # a blocking join would race the signal handler's own join.
             while cluster.sentinel is not None and cluster.sentinel.is_alive():
-                time.sleep(0.5)
+                time.sleep(0.2)
+                if stop_asked and not stopping:
+                    logger.info("stopping: finishing the tasks in hand for up to %.0f s", options["grace"])
+                    stopping.append(threading.Thread(target=cluster.stop_event.set, name="stop", daemon=True))
+                    stopping[0].start()
+                if stop_asked and time.monotonic() - stop_asked[0] > options["grace"]:
+                    logger.warning("tasks still running after %.0f s: killed; the next start's sweep carries on", options["grace"])
+                    for pid in reversed(descendants(os.getpid())):
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    break
         finally:
             stop.set()
             ticker.join(timeout=10)
