@@ -31,6 +31,7 @@ from django.db import connections, router
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.throttling import BaseThrottle
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from auction.models import User
 from auction.services.tokens import TokenKey
@@ -105,12 +106,20 @@ def _count(key: str, timeout: int) -> int:
         if count is not None:
             return count
     if isinstance(cache, RedisCache):
+        # The cache's own breaker (project/cache.py): a hung Redis costs one call
+        # its timeout, then every counter skips it, as every other cache call does.
+        breaker = getattr(cache, "breaker", None)
+        if breaker is not None and breaker.is_open():
+            raise ConnectionError("the cache's breaker is open")
         connection = _redis_connection(cache)
         try:
             connection.send_command("EVAL", _REDIS_HIT, 1, cache.make_key(key), timeout)
             return int(connection.read_response())
-        except BaseException:
+        except BaseException as error:
             connection.disconnect()
+            # A hang (a timeout) trips it; a dropped connection only reconnects.
+            if breaker is not None and isinstance(error, (TimeoutError, RedisTimeoutError)):
+                breaker.failed("throttle counter", error)
             raise
     try:
         # Most hits find their window's counter: one call. (Not atomic on the

@@ -38,33 +38,37 @@ logger = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(seconds=60)
 
 
-def rate_slot(kind: str, *, per_second: int) -> None:
-    """Wait for the next free slot of a grid ``1/per_second`` apart, counted in the
+def rate_slots(kind: str, *, count: int, per_second: int) -> list[float]:
+    """Reserve ``count`` moments on a grid ``1/per_second`` apart, counted in the
     shared cache (Redis in production: every worker and cluster shares one budget).
 
-    The n-th slot of a wall-clock second is at n/rate into it, and a slot whose
-    moment has already passed is skipped, not used late: calls go out only on
-    the grid, so no second, sliding or not, holds more than the rate.
+    The n-th slot of a wall-clock second is at n/rate into it; a slot whose
+    moment has passed is skipped, not used late, so calls go out only on the
+    grid and no second holds more than the rate. Reserved here, by the caller,
+    one cache call per second of slots: the threads that make the calls only
+    wait for theirs (on the embedded default the cache is a table, which a
+    thread could not write while the caller's transaction holds SQLite's lock).
     """
-    for _ in range(10_000):  # bounded: at most a few seconds of waiting in practice
+    slots: list[float] = []
+    second = int(time.time())
+    for _ in range(10_000):  # bounded: count / per_second seconds of slots in practice
+        if len(slots) >= count:
+            break
         now = time.time()
-        second = int(now)
+        second = max(second, int(now))
         key = f"gateway-rate:{kind}:{second}"
-        cache.add(key, 0, timeout=5)
+        cache.add(key, 0, timeout=max(5, count // max(per_second, 1) + 5))
+        wanted = count - len(slots)
         try:
-            used = cache.incr(key)
+            used = cache.incr(key, wanted)
         except ValueError:  # expired between add and incr
             continue
-        if used > per_second:
-            time.sleep(max(0.001, second + 1 - time.time()))
-            continue
-        at = second + (used - 1) / per_second
-        wait = at - time.time()
-        if wait < -0.005:
-            continue  # this slot's moment is gone: take the next one
-        if wait > 0:
-            time.sleep(wait)
-        return
+        for n in range(used - wanted + 1, min(used, per_second) + 1):
+            at = second + (n - 1) / per_second
+            if at >= now - 0.005:
+                slots.append(at)
+        second += 1
+    return slots[:count]
 
 
 def _due(status: str, now: datetime):
@@ -91,8 +95,10 @@ def _claim(status: str, *, limit: int, now: datetime, submitted_before: datetime
 def _call_all(refunds: list[Refund], method: str, kind: str) -> dict[int, RefundState | GatewayError]:
     rate = settings.AUCTION_REFUND_RATE_PER_SECOND
 
-    def call(refund: Refund):
-        rate_slot(kind, per_second=rate)
+    def call(refund: Refund, at: float):
+        wait = at - time.time()
+        if wait > 0:
+            time.sleep(wait)
         try:
             return getattr(gateway_for(refund.payment.gateway), method)(refund)
         except GatewayError as failure:
@@ -101,7 +107,11 @@ def _call_all(refunds: list[Refund], method: str, kind: str) -> dict[int, Refund
             connections.close_all()  # this thread's own, if the gateway opened one
 
     with ThreadPoolExecutor(max_workers=max(1, settings.AUCTION_REFUND_CONCURRENCY)) as pool:
-        return dict(zip([r.pk for r in refunds], pool.map(call, refunds), strict=True))
+        slots = rate_slots(kind, count=len(refunds), per_second=rate)
+        if len(slots) < len(refunds):  # the bound above ran out: the rest follow on the grid
+            last = slots[-1] if slots else time.time()
+            slots += [last + (i + 1) / rate for i in range(len(refunds) - len(slots))]
+        return dict(zip([r.pk for r in refunds], pool.map(call, refunds, slots), strict=True))
 
 
 def refunds_submit(*, limit: int | None = None, now: datetime | None = None) -> int:
