@@ -27,6 +27,9 @@ class LotDetailOut(LotSummaryOut):
     reserve_met: bool
     increment: int = Field(description="fen: the step that applies to the next bid")
     next_min_bid: int = Field(description="fen")
+    buyer_premium_rate: int = Field(description="佣金 in basis points of the hammer price (1500 = 15 %); 0: none")
+    buy_now_price: int = Field(description="一口价 in fen; 0: none")
+    relisted_from: int | None = Field(description="The lot this one re-auctions (二拍), or null")
     server_time: datetime
     my: LotMyOut | None = Field(description="The caller's own view; null without a token.")
 

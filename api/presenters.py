@@ -65,6 +65,9 @@ def lot_detail(request: HttpRequest, lot: Lot, now: datetime, user: User | None)
         "reserve_met": lot.reserve_met,
         "increment": lot.step_after(lot.current_price if lot.bid_count else lot.start_price),
         "next_min_bid": lot.next_min_bid(),
+        "buyer_premium_rate": lot.special.buyer_premium_rate,
+        "buy_now_price": lot.buy_now_price,
+        "relisted_from": lot.relisted_from_id,
         "server_time": local(now),
         "my": lot_my(lot, user) if user else None,
     }
@@ -126,6 +129,7 @@ def order(request: HttpRequest, row) -> dict:
         "lot": {"id": row.lot_id, "title": row.lot.title, "cover": image(request, row.lot.cover, COVER_SPEC)},
         "status": row.status,
         "price": row.price,
+        "premium": row.premium,
         "deposit_credit": row.deposit_credit,
         "coupon_discount": row.coupon_discount,
         "amount_due": row.amount_due,

@@ -188,18 +188,18 @@ class OrderViewSet(ReadOnlyViewSet):
     icon = "form"
     menu_label = "Orders"
     list_display = [
-        "order_no", "lot", "user", "status", money_column("price", "Price"),
+        "order_no", "lot", "user", "status", money_column("price", "Price"), money_column("premium", "Premium"),
         money_column("amount_due", "Amount due", sortable=False), "pay_deadline", "paid_at",
     ]
     list_filter = ["status"]
     search_fields = ["order_no"]
     list_select_related = ("lot", "user")
     inspect_view_fields = [
-        "order_no", "lot", "user", "status", "price", "deposit_credit", "coupon_discount", "amount_due",
+        "order_no", "lot", "user", "status", "price", "premium", "deposit_credit", "coupon_discount", "amount_due",
         "coupon", "pay_deadline", "created_at", "paid_at", "address",
     ]
     computed_fields = {"coupon": ("Coupon (locked or used)", lambda order: UserCoupon.objects.filter(order=order).first())}
-    money_fields = ("price", "deposit_credit", "coupon_discount", "amount_due")
+    money_fields = ("price", "premium", "deposit_credit", "coupon_discount", "amount_due")
     event_field = "order"
 
 

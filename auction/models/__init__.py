@@ -6,10 +6,11 @@ from auction.models.events import Event
 from auction.models.idempotency import IdempotentRequest
 from auction.models.orders import Order, OrderStatus
 from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
+from auction.models.rules import LotBar
 from auction.models.users import AuthToken, User
 
 __all__ = [
     "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Coupon", "Deposit", "DepositScope", "DepositStatus", "Event", "IdempotentRequest",
-    "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
+    "Lot", "LotBar", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment", "PaymentPurpose", "PaymentStatus", "Refund",
     "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]

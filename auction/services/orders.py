@@ -19,8 +19,10 @@ from auction.models import (
     Payment,
     PaymentPurpose,
     PaymentStatus,
+    Special,
     User,
 )
+from auction.money import premium_for
 from auction.services import coupons
 from auction.services.deposits import deposit_apply
 from auction.services.events import event_record
@@ -30,6 +32,7 @@ from auction.services.payment_rows import payment_open, random_number, refund_cr
 @dataclass(frozen=True)
 class Quote:
     price: int
+    premium: int
     deposit_credit: int
     coupon_discount: int
     amount_due: int
@@ -60,12 +63,15 @@ def order_quote(*, order_no: str, user: User, user_coupon_id: int | None = None)
     if user_coupon_id is not None:
         user_coupon = coupons.user_coupon_of(user=user, user_coupon_id=user_coupon_id)
         discount = coupons.coupon_discount_for(order=order, user_coupon=user_coupon, now=timezone.now())
-    due = max(0, order.price - order.deposit_credit - discount)
-    return Quote(price=order.price, deposit_credit=order.deposit_credit, coupon_discount=discount, amount_due=due)
+    due = max(0, order.total - order.deposit_credit - discount)
+    return Quote(price=order.price, premium=order.premium, deposit_credit=order.deposit_credit, coupon_discount=discount, amount_due=due)
 
 
 def order_create(*, lot: Lot, winner_id: int, pay_deadline: datetime) -> Order:
-    """At the hammer, under the lot's lock: the winner's lot deposit is credited."""
+    """At the hammer (or a buy-now), under the lot's lock: the buyer's premium
+    at the special's frozen rate is added and the winner's lot deposit credited."""
+    rate = Special.objects.values_list("buyer_premium_rate", flat=True).get(pk=lot.special_id)
+    premium = premium_for(lot.current_price, rate)
     deposit_amount = (
         Deposit.objects.filter(lot=lot, scope=DepositScope.LOT, user_id=winner_id, status=DepositStatus.HELD)
         .values_list("amount", flat=True)
@@ -76,10 +82,12 @@ def order_create(*, lot: Lot, winner_id: int, pay_deadline: datetime) -> Order:
         lot=lot,
         user_id=winner_id,
         price=lot.current_price,
-        deposit_credit=min(deposit_amount, lot.current_price),
+        premium=premium,
+        deposit_credit=min(deposit_amount, lot.current_price + premium),
         pay_deadline=pay_deadline,
     )
-    event_record("order.created", user_id=winner_id, lot=lot, order=order, amount=order.price, data={"pay_deadline": pay_deadline.isoformat()})
+    event_record("order.created", user_id=winner_id, lot=lot, order=order, amount=order.price,
+                 data={"pay_deadline": pay_deadline.isoformat(), "premium": premium, "buyer_premium_rate": rate})
     signals.order_created.send(sender=Order, order_id=order.pk, pay_deadline=pay_deadline)
     return order
 
