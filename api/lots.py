@@ -18,6 +18,7 @@ class LotMyOut(Schema):
     deposit_status: str | None
     leading: bool
     auto_bid_max: int | None
+    barred: bool = Field(description="Barred from this lot (an earlier default), or from every lot until ops lift it")
 
 
 class LotDetailOut(LotSummaryOut):

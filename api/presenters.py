@@ -8,6 +8,7 @@ from django.utils import timezone
 from auction import selectors
 from auction.images import COVER_SPEC, GALLERY_SPEC, rendition_of
 from auction.models import Lot, LotStatus, Special, User
+from auction.services.bars import is_barred
 
 
 def local(moment: datetime) -> datetime:
@@ -78,6 +79,7 @@ def lot_my(lot: Lot, user: User) -> dict:
         "deposit_status": selectors.deposit_status_for_lot(lot=lot, user=user),
         "leading": lot.leader_id == user.pk,
         "auto_bid_max": selectors.auto_bid_max(lot_id=lot.pk, user=user),
+        "barred": is_barred(user_id=user.pk, lot_id=lot.pk),
     }
 
 

@@ -1,6 +1,7 @@
 """佣金: the buyer's premium, a special's rate in basis points, charged on the order."""
 
 import pytest
+
 from auction.models import Order
 from auction.money import percent_to_basis_points, premium_for
 from auction.services.catalog import SpecialTerms, special_terms_errors

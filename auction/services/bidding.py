@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from auction import signals
-from auction.errors import AlreadyLeading, BidTooLow, DepositRequired, LotNotOpen, NotFound
+from auction.errors import AlreadyLeading, BidderBarred, BidTooLow, DepositRequired, LotNotOpen, NotFound
 from auction.increments import highest_price_outbid_by
 from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
 from auction.models.catalog import LOT_OUTCOMES
@@ -149,6 +149,8 @@ def _read_checked(lot_id: int, bidder: int | TokenKey, *, price: int | None = No
     if read is None or not read.lot.is_published or not read.special.is_published:
         raise NotFound()
     _check_open(read.lot, read.special, timezone.now())
+    if read.barred:
+        raise BidderBarred()
     if not read.has_deposit:
         raise DepositRequired(deposit=read.lot.deposit)
     if price is not None and price < read.lot.next_min_bid():
