@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from auction.models import Lot, LotBar, Order, OrderStatus, User
+from auction.models import Event, Lot, LotBar, Order, OrderStatus, User
 from auction.services.events import event_record
 
 
@@ -22,11 +22,12 @@ def is_barred(*, user_id: int, lot_id: int | None) -> bool:
 
 
 def defaults_counted(*, user: User) -> int:
-    """Overdue orders since the last lift: a lifted bar starts the count again."""
-    orders = Order.objects.filter(user=user, status=OrderStatus.OVERDUE)
+    """Orders that went overdue since the last lift (by the event the overdue
+    wrote): a lifted bar starts the count again."""
+    events = Event.objects.filter(kind="order.overdue", user=user)
     if user.bar_lifted_at:
-        orders = orders.filter(pay_deadline__gt=user.bar_lifted_at)
-    return orders.count()
+        events = events.filter(created_at__gt=user.bar_lifted_at)
+    return events.values("order_id").distinct().count()
 
 
 def default_recorded(*, order: Order) -> bool:
