@@ -59,10 +59,16 @@ class Market:
         self.lot.leader_id = user_id
         self.lot.bid_count += 1
         window = timedelta(seconds=self.special.extension_seconds)
-        # 延时: a bid in the last window moves the end to a full window after it.
+        # 延时: a bid in the last window moves the end to a full window after it,
+        # never past the original end plus the special's cap (when it has one).
         if window and self.lot.ends_at - self.now < window:
-            self.lot.ends_at = self.now + window
-            self.extended = True
+            new_end = self.now + window
+            if self.special.extension_cap_seconds:
+                cap = self.special.lot_ends_at(self.lot.position) + timedelta(seconds=self.special.extension_cap_seconds)
+                new_end = min(new_end, cap)
+            if new_end > self.lot.ends_at:
+                self.lot.ends_at = new_end
+                self.extended = True
         return bid
 
     def resolve_proxies(self) -> None:

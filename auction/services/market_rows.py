@@ -21,9 +21,10 @@ from auction.services.tokens import TOKEN_USER_JOIN_SQL, TokenKey, token_join_pa
 
 LOT_MARKET_COLUMNS = (
     "special_id", "is_published", "status", "ends_at", "start_price", "reserve_price", "deposit", "increment",
-    "current_price", "leader_id", "bid_count", "version", "content_version",
+    "current_price", "leader_id", "bid_count", "version", "content_version", "position",
 )
-SPECIAL_TERM_COLUMNS = ("is_published", "starts_at", "extension_seconds")
+# ends_at, stagger_seconds and the cap: where anti-sniping must stop (Lot.latest_end).
+SPECIAL_TERM_COLUMNS = ("is_published", "starts_at", "extension_seconds", "extension_cap_seconds", "ends_at", "stagger_seconds")
 
 # The deposit, proxy and bar checks are scalar subqueries and the token is joined:
 # MariaDB 10.11 runs this in 186 µs a round trip here, against 261 µs with
@@ -144,6 +145,7 @@ def market_read(*, lot_id: int, bidder: int | TokenKey) -> MarketRead | None:
     lot_values["ends_at"] = datetime_from_db(lot_values["ends_at"])
     special_values["is_published"] = bool(special_values["is_published"])
     special_values["starts_at"] = datetime_from_db(special_values["starts_at"])
+    special_values["ends_at"] = datetime_from_db(special_values["ends_at"])
     lot = loaded(Lot, id=lot_id, **lot_values)
     special = loaded(Special, id=lot.special_id, **special_values)
     return MarketRead(
