@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-REDIS_PORT = 18401
-MARIADB_PORT = 18402
+# Parallel runs on one box give each its own range (AUCTION_TEST_PORT_BASE, default 18400).
+PORT_BASE = int(os.environ.get("AUCTION_TEST_PORT_BASE", "18400"))
+REDIS_PORT = PORT_BASE + 1
+MARIADB_PORT = PORT_BASE + 2
 START_SECONDS = 15
 
 
