@@ -6,11 +6,13 @@ from ninja import Field, Query, Router, Schema, Status
 
 from api import presenters, throttling
 from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
+from api.orders import OrderOut
 from api.schemas import ErrorOut, FenIn, ListParams, LotSummaryOut, paginated
 from api.security import TokenAuth, TokenKeyAuth, optional_user
 from auction import selectors
 from auction.errors import NotFound
 from auction.services.bidding import auto_bid_set, auto_bid_withdraw, bid_place
+from auction.services.buy_now import buy_now
 
 router = Router(tags=["bids"])
 
@@ -100,3 +102,18 @@ def auto_bid_put(request: HttpRequest, lot_id: int, payload: AutoBidIn):
 def auto_bid_delete(request: HttpRequest, lot_id: int):
     auto_bid_withdraw(lot_id=lot_id, user=request.auth)
     return Status(204, None)
+
+
+class BoughtNowOut(Schema):
+    order: OrderOut
+    lot: LotAfterBidOut
+
+
+@router.post("/{int:lot_id}/buy-now", response={201: BoughtNowOut, **BID_ERRORS}, auth=TokenAuth(), throttle=[throttling.bids],
+             summary="Buy now (一口价): the lot ends at once, sold to the caller", openapi_extra=IDEMPOTENCY_KEY)
+def buy_now_create(request: HttpRequest, lot_id: int):
+    result = buy_now(lot_id=lot_id, user=request.auth)
+    return Status(201, {
+        "order": presenters.order(request, result.order),
+        "lot": presenters.lot_after_bid(request, result.lot, timezone.now()),
+    })

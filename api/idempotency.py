@@ -51,7 +51,7 @@ KEYED_ROUTES: tuple[tuple[re.Pattern, bool], ...] = (
     (re.compile(r"/api/v1/coupons/[0-9]+/claim"), True),
     (re.compile(r"/api/v1/deposits"), False),
     (re.compile(r"/api/v1/orders/[^/]+/pay"), False),
-    # POST /lots/{id}/buy-now, once it exists: (re.compile(r"/api/v1/lots/[0-9]+/buy-now"), True),
+    (re.compile(r"/api/v1/lots/[0-9]+/buy-now"), True),
 )
 
 # The header in the OpenAPI document of each keyed operation (``openapi_extra``).

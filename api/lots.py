@@ -19,6 +19,7 @@ class LotMyOut(Schema):
     deposit_status: str | None
     leading: bool
     auto_bid_max: int | None
+    barred: bool = Field(description="Barred from this lot (an earlier default), or from every lot until ops lift it")
 
 
 class LotDetailOut(LotSummaryOut):
@@ -28,6 +29,9 @@ class LotDetailOut(LotSummaryOut):
     reserve_met: bool
     increment: int = Field(description="fen: the step that applies to the next bid")
     next_min_bid: int = Field(description="fen")
+    buyer_premium_rate: int = Field(description="佣金 in basis points of the hammer price (1500 = 15 %); 0: none")
+    buy_now_price: int = Field(description="一口价 in fen; 0: none")
+    relisted_from: int | None = Field(description="The lot this one re-auctions (二拍), or null")
     server_time: datetime
     my: LotMyOut | None = Field(description="The caller's own view; null without a token.")
 

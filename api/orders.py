@@ -33,6 +33,7 @@ class OrderOut(Schema):
     lot: OrderLotOut
     status: OrderStatus
     price: int = Field(description="fen")
+    premium: int = Field(description="fen: the buyer's premium (佣金), rate × price rounded half up")
     deposit_credit: int = Field(description="fen")
     coupon_discount: int = Field(description="fen")
     amount_due: int = Field(description="fen")
@@ -57,6 +58,7 @@ class QuoteIn(Schema):
 
 class QuoteOut(Schema):
     price: int
+    premium: int
     deposit_credit: int
     coupon_discount: int
     amount_due: int

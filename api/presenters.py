@@ -8,6 +8,7 @@ from django.utils import timezone
 from auction import selectors
 from auction.images import COVER_SPEC, GALLERY_SPEC, rendition_of
 from auction.models import Lot, LotStatus, Special, User
+from auction.services.bars import is_barred
 
 
 def local(moment: datetime) -> datetime:
@@ -65,6 +66,9 @@ def lot_detail(request: HttpRequest, lot: Lot, now: datetime, user: User | None)
         "reserve_met": lot.reserve_met,
         "increment": lot.step_after(lot.current_price if lot.bid_count else lot.start_price),
         "next_min_bid": lot.next_min_bid(),
+        "buyer_premium_rate": lot.special.buyer_premium_rate,
+        "buy_now_price": lot.buy_now_price,
+        "relisted_from": lot.relisted_from_id,
         "server_time": local(now),
         "my": lot_my(lot, user) if user else None,
     }
@@ -75,6 +79,7 @@ def lot_my(lot: Lot, user: User) -> dict:
         "deposit_status": selectors.deposit_status_for_lot(lot=lot, user=user),
         "leading": lot.leader_id == user.pk,
         "auto_bid_max": selectors.auto_bid_max(lot_id=lot.pk, user=user),
+        "barred": is_barred(user_id=user.pk, lot_id=lot.pk),
     }
 
 
@@ -126,6 +131,7 @@ def order(request: HttpRequest, row) -> dict:
         "lot": {"id": row.lot_id, "title": row.lot.title, "cover": image(request, row.lot.cover, COVER_SPEC)},
         "status": row.status,
         "price": row.price,
+        "premium": row.premium,
         "deposit_credit": row.deposit_credit,
         "coupon_discount": row.coupon_discount,
         "amount_due": row.amount_due,

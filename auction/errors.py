@@ -72,6 +72,16 @@ class AlreadyLeading(DomainError):
     default_message = "You are already the highest bidder."
 
 
+class BuyNowUnavailable(DomainError):
+    code = "buy_now_unavailable"
+    default_message = "This lot cannot be bought now: it has no buy-now price, or bidding has reached it."
+
+
+class BidderBarred(DomainError):
+    code = "bidder_barred"
+    default_message = "You are barred from this lot: an earlier order went unpaid."
+
+
 class OrderNotPayable(DomainError):
     code = "order_not_payable"
     default_message = "This order cannot be paid now."

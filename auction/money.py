@@ -92,3 +92,68 @@ class FenField(models.PositiveBigIntegerField):
         defaults = {"form_class": YuanFormField}
         defaults.update(kwargs)
         return super().formfield(**defaults)
+
+
+BASIS_POINTS_PER_PERCENT = 100
+MAX_BASIS_POINTS = 10_000  # 100 %
+
+
+def percent_to_basis_points(value: str | Decimal | int) -> int:
+    """"15" or "12.5" percent → 1500 or 1250 basis points; at most two decimals."""
+    try:
+        percent = Decimal(str(value).strip().rstrip("%").strip())
+    except InvalidOperation:
+        raise ValueError(f"“{value}” is not a percentage") from None
+    if not percent.is_finite() or not 0 <= percent <= 100:
+        raise ValueError("a percentage is between 0 and 100")
+    if percent != percent.quantize(Decimal("0.01")):
+        raise ValueError("a percentage has at most two decimals")
+    return int(percent * BASIS_POINTS_PER_PERCENT)
+
+
+def premium_for(price: int, rate: int) -> int:
+    """佣金 in fen: price × rate / 10,000 rounded half up, in integers (no float)."""
+    return (price * rate + MAX_BASIS_POINTS // 2) // MAX_BASIS_POINTS
+
+
+class PercentFormField(forms.DecimalField):
+    """People type a percentage with up to two decimals; it cleans to basis points."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", 100)
+        kwargs.setdefault("max_digits", 5)
+        kwargs.setdefault("decimal_places", 2)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, int):
+            return (Decimal(value) / BASIS_POINTS_PER_PERCENT).quantize(Decimal("0.01"))
+        return value
+
+    def clean(self, value):
+        percent = super().clean(value)
+        if percent is None:
+            return None
+        return percent_to_basis_points(percent)
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            cleaned = self.clean(data)
+        except ValidationError:
+            return True
+        return (initial or 0) != (cleaned or 0)
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs["step"] = "0.01"
+        return attrs
+
+
+class BasisPointsField(models.PositiveIntegerField):
+    """Stored in basis points; edited as a percentage with up to two decimals."""
+
+    def formfield(self, **kwargs):
+        defaults = {"form_class": PercentFormField}
+        defaults.update(kwargs)
+        return super().formfield(**defaults)

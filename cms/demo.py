@@ -21,9 +21,12 @@ from PIL import Image, ImageDraw, ImageFont
 from wagtail.images import get_image_model
 
 from auction import selectors
-from auction.models import Coupon, Special, User
+from auction.models import Bid, Coupon, Lot, Order, Special, User
 from auction.money import FEN_PER_YUAN, format_yuan
 from auction.services.accounts import user_from_openid
+from auction.services.market_rows import market_rows_update
+from auction.services.overdue import order_expire
+from auction.services.settlement import lot_settle
 from cms.demo_coupons import demo_coupons_seed, demo_coupons_summary
 from cms.models import LotPage, LotPageImage, SpecialPage
 from cms.site import ensure_auction_index
@@ -46,6 +49,7 @@ class DemoLot:
     reserve_price: int = 0
     deposit: int = 0
     increment: int = 0
+    buy_now_price: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class DemoSpecial:
     deposit: int = 0
     extension_seconds: int = 300
     stagger_seconds: int = 0
+    buyer_premium_rate: int = 0  # basis points
 
 
 CATALOG = (
@@ -109,8 +114,10 @@ CATALOG = (
         title="墨韵 · 近现代书画小品专场",
         description=(
             "<p>近现代书画小品，尺幅精巧，适合初入收藏的藏家。本场逐件结拍：首件结束后每隔一分钟结拍一件；"
-            "结束前五分钟内出价，该件自动延时五分钟。缴纳专场保证金即可竞拍本场全部拍品。</p>"
+            "结束前五分钟内出价，该件自动延时五分钟。缴纳专场保证金即可竞拍本场全部拍品。"
+            "成交价另加 10% 佣金；标有一口价的拍品可直接以一口价买下。</p>"
         ),
+        buyer_premium_rate=1000,
         preview_in=timedelta(days=-2),
         starts_in=timedelta(hours=-1),
         # Short, so a newcomer can deposit, bid and watch lots end one by one
@@ -133,6 +140,7 @@ CATALOG = (
                 "当代 行书七言联",
                 "<p>136 × 34 cm × 2。行笔流畅，墨色浓淡相宜，有上款。</p>",
                 start_price=yuan(8_000), reserve_price=yuan(10_000), deposit=yuan(1_000), image_count=2,
+                buy_now_price=yuan(20_000),
             ),
             DemoLot(
                 "近代 《墨梅图》镜心",
@@ -183,6 +191,7 @@ class DemoResult:
     image_count: int = 0
     bidders: list[User] = field(default_factory=list)
     coupons: list[Coupon] = field(default_factory=list)
+    defaulted: Lot | None = None
 
 
 def catalog_is_empty() -> bool:
@@ -201,11 +210,28 @@ def demo_seed(*, now: datetime | None = None) -> DemoResult | None:
         for special in CATALOG:
             _seed_special(index, special, now, result)
         result.bidders = [user_from_openid(openid=openid, nickname=nickname) for openid, nickname in BIDDERS]
+        result.defaulted = _seed_default(result, now=now)
         # The coupon centre: one of its coupons is for the special in bidding.
         bidding = next(number for number, special in enumerate(CATALOG) if special.starts_in <= timedelta(0) < special.ends_in)
         bidding_special = Special.objects.get(page_id=result.special_pages[bidding].pk)
         result.coupons = demo_coupons_seed(now=now, bidding_special=bidding_special, bidders=result.bidders)
     return result
+
+
+def _seed_default(result: DemoResult, *, now: datetime) -> Lot:
+    """The ended special's first lot was won by the last demo bidder, who never
+    paid: a defaulted lot (逾期未付) for ops to re-auction. Played out through the
+    same services as a real sale: settlement at the end, then the overdue."""
+    ended = Special.objects.get(page_id=result.special_pages[-1].pk)
+    lot = Lot.objects.filter(special=ended).order_by("position", "id").first()
+    winner = result.bidders[-1]
+    price = max(lot.start_price, lot.reserve_price) + yuan(1_000)
+    Bid.objects.create(lot=lot, user=winner, price=price, is_auto=False, created_at=lot.ends_at - timedelta(minutes=3))
+    market_rows_update(Lot.objects.filter(pk=lot.pk), current_price=price, leader=winner, bid_count=1)
+    order = lot_settle(lot_id=lot.pk)
+    Order.objects.filter(pk=order.pk).update(pay_deadline=now - timedelta(minutes=1))
+    order_expire(order_id=order.pk)
+    return Lot.objects.get(pk=lot.pk)
 
 
 def _publish(page):
@@ -229,6 +255,7 @@ def _seed_special(index, special: DemoSpecial, now: datetime, result: DemoResult
             deposit=special.deposit,
             extension_seconds=special.extension_seconds,
             stagger_seconds=special.stagger_seconds,
+            buyer_premium_rate=special.buyer_premium_rate,
         )
     )
     page = _publish(page)
@@ -256,6 +283,7 @@ def _seed_special(index, special: DemoSpecial, now: datetime, result: DemoResult
             reserve_price=lot.reserve_price,
             deposit=lot.deposit,
             increment=lot.increment,
+            buy_now_price=lot.buy_now_price,
         )
         lot_page.gallery_images = [
             LotPageImage(image=image, sort_order=order, caption=image.title) for order, image in enumerate(images)
@@ -368,6 +396,11 @@ def demo_summary(result: DemoResult, *, now: datetime | None = None) -> list[str
             f"  special {special.pk:<4} {status:<8} {special.title} ({special.lot_count} lots, ends {ends}{deposit})"
         )
     lines.extend(demo_coupons_summary(result.coupons))
+    if result.defaulted:
+        lines.append(
+            f"  defaulted lot {result.defaulted.pk} ({result.defaulted.title}): re-auction it in the admin, "
+            "Market > Re-auction (二拍) > Re-auction, pick the preview special, Re-auction"
+        )
     lines.append("  bidders: " + ", ".join(f"{user.openid} ({user.nickname})" for user in result.bidders))
     lines.append("Try:")
     api_base = settings.WAGTAILADMIN_BASE_URL.rstrip("/") + "/api/v1"

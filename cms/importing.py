@@ -31,6 +31,7 @@ from cms.spreadsheets import (
     cell_text,
     description_html,
     image_errors,
+    parse_percent,
     parse_seconds,
     parse_time,
     parse_title,
@@ -38,12 +39,14 @@ from cms.spreadsheets import (
     read_table,
 )
 
-SPECIAL_COLUMNS = ("preview_at", "starts_at", "ends_at", "special_deposit", "extension_seconds")
-LOT_COLUMNS = ("lot", "start_price", "reserve_price", "deposit", "increment", "description", "image")
+SPECIAL_COLUMNS = (
+    "preview_at", "starts_at", "ends_at", "special_deposit", "extension_seconds", "buyer_premium_percent", "extension_cap_seconds",
+)
+LOT_COLUMNS = ("lot", "start_price", "reserve_price", "deposit", "increment", "buy_now_price", "description", "image")
 COLUMNS = ("special", *SPECIAL_COLUMNS, *LOT_COLUMNS)
 REQUIRED_COLUMNS = ("special", "preview_at", "starts_at", "ends_at", "lot", "start_price")
 # The service names its errors by term; the file names them by column.
-SPECIAL_TERM_COLUMNS = {"deposit": "special_deposit"}
+SPECIAL_TERM_COLUMNS = {"deposit": "special_deposit", "buyer_premium_rate": "buyer_premium_percent"}
 DEFAULT_EXTENSION_SECONDS = 300
 
 
@@ -139,6 +142,8 @@ def _special_terms(row: _Row) -> SpecialTerms | None:
         "ends_at": row.read("ends_at", parse_time),
         "deposit": row.read("special_deposit", parse_yuan, default=0),
         "extension_seconds": row.read("extension_seconds", parse_seconds, default=DEFAULT_EXTENSION_SECONDS),
+        "buyer_premium_rate": row.read("buyer_premium_percent", parse_percent, default=0),
+        "extension_cap_seconds": row.read("extension_cap_seconds", parse_seconds, default=0),
     }
     if None in values.values():
         # The service's remaining checks order the three times; parsing already
@@ -157,6 +162,7 @@ def _lot(row: _Row, folder: Path) -> LotPlan | None:
         "reserve_price": row.read("reserve_price", parse_yuan, default=0),
         "deposit": row.read("deposit", parse_yuan, default=0),
         "increment": row.read("increment", parse_yuan, default=0),
+        "buy_now_price": row.read("buy_now_price", parse_yuan, default=0),
     }
     image_path = None
     image = cell_text(row.raw("image"))
@@ -177,7 +183,7 @@ def _lot(row: _Row, folder: Path) -> LotPlan | None:
 
 
 def _disagreements(first: SpecialTerms, terms: SpecialTerms) -> list[str]:
-    names = ("preview_at", "starts_at", "ends_at", "deposit", "extension_seconds")
+    names = ("preview_at", "starts_at", "ends_at", "deposit", "extension_seconds", "buyer_premium_rate", "extension_cap_seconds")
     return [SPECIAL_TERM_COLUMNS.get(name, name) for name in names if getattr(first, name) != getattr(terms, name)]
 
 
@@ -284,6 +290,8 @@ def _special_create(
             ends_at=terms.ends_at,
             deposit=terms.deposit,
             extension_seconds=terms.extension_seconds,
+            buyer_premium_rate=terms.buyer_premium_rate,
+            extension_cap_seconds=terms.extension_cap_seconds,
         )
     )
     # Through a revision, as the publish button does: the signals write the market rows.
@@ -298,6 +306,7 @@ def _special_create(
             reserve_price=lot.terms.reserve_price,
             deposit=lot.terms.deposit,
             increment=lot.terms.increment,
+            buy_now_price=lot.terms.buy_now_price,
         )
         if lot.image_path:
             lot_page.gallery_images = [LotPageImage(image=images.get(lot), sort_order=0)]

@@ -21,7 +21,7 @@ from wagtail.admin.panels import (
 from wagtail.fields import RichTextField
 from wagtail.models import Orderable, Page
 
-from auction.money import FenField
+from auction.money import BasisPointsField, FenField
 from auction.services import catalog
 from cms.market_panels import LotMarketPanel, SpecialMarketPanel
 from cms.rich_text import api_html
@@ -61,6 +61,15 @@ class SpecialPage(Page):
         help_text="Lot k ends k × this after the special's end, so bidders can follow lots one by one; 0: off.",
     )
 
+    buyer_premium_rate = BasisPointsField(
+        "buyer's premium (%)", default=0,
+        help_text="佣金: a percentage of the hammer price, up to two decimals, added to the winner's order; 0: none.",
+    )
+    extension_cap_seconds = models.PositiveIntegerField(
+        "anti-sniping cap (seconds)", default=0,
+        help_text="Extensions never move a lot past its original end plus this; 0: no cap.",
+    )
+
     content_panels = Page.content_panels + [
         FieldPanel("cover"),
         FieldPanel("description"),
@@ -68,6 +77,7 @@ class SpecialPage(Page):
             [
                 FieldRowPanel([FieldPanel("preview_at"), FieldPanel("starts_at"), FieldPanel("ends_at")]),
                 FieldRowPanel([FieldPanel("deposit"), FieldPanel("extension_seconds"), FieldPanel("stagger_seconds")]),
+                FieldRowPanel([FieldPanel("buyer_premium_rate"), FieldPanel("extension_cap_seconds")]),
                 HelpPanel("Terms can change until bidding starts; after that only text and images can."),
             ],
             heading="Terms",
@@ -94,6 +104,8 @@ class SpecialPage(Page):
             deposit=self.deposit or 0,
             extension_seconds=self.extension_seconds or 0,
             stagger_seconds=self.stagger_seconds or 0,
+            buyer_premium_rate=self.buyer_premium_rate or 0,
+            extension_cap_seconds=self.extension_cap_seconds or 0,
         )
 
     def content(self) -> catalog.Content:
@@ -122,6 +134,10 @@ class LotPage(Page):
         "fixed increment (yuan)", default=0,
         help_text="0: the default ladder (¥50 under ¥1,000 … ¥10,000 above ¥1,000,000).",
     )
+    buy_now_price = FenField(
+        "buy-now price (yuan)", default=0,
+        help_text="一口价: a bidder may end the lot at once at this price; above the start and the reserve; 0: none.",
+    )
 
     content_panels = Page.content_panels + [
         MultipleChooserPanel("gallery_images", label="Images", chooser_field_name="image"),
@@ -129,7 +145,7 @@ class LotPage(Page):
         MultiFieldPanel(
             [
                 FieldRowPanel([FieldPanel("start_price"), FieldPanel("reserve_price")]),
-                FieldRowPanel([FieldPanel("deposit"), FieldPanel("increment")]),
+                FieldRowPanel([FieldPanel("deposit"), FieldPanel("increment"), FieldPanel("buy_now_price")]),
                 HelpPanel("Terms can change until the special's bidding starts; after that only text and images can."),
             ],
             heading="Terms",
@@ -154,6 +170,7 @@ class LotPage(Page):
             reserve_price=self.reserve_price or 0,
             deposit=self.deposit or 0,
             increment=self.increment or 0,
+            buy_now_price=self.buy_now_price or 0,
         )
 
     def image_ids(self) -> tuple[int, ...]:

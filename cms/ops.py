@@ -240,19 +240,19 @@ class OrderViewSet(ReadOnlyViewSet):
     export_columns = export_columns.ORDERS
     list_display = [
         "order_no", "lot", "user", "status", "fulfilment_status", money_column("price", _("Price")),
-        money_column("amount_due", _("Amount due"), sortable=False), "pay_deadline", "paid_at",
+        money_column("premium", _("Premium")), money_column("amount_due", _("Amount due"), sortable=False), "pay_deadline", "paid_at",
     ]
     filterset_class = OrderFilterSet
     # Phone and name are found through the formatted shipping address.
     search_fields = ["order_no", "user__nickname", "user__openid", "address_text"]
     list_select_related = ("lot", "user")
     inspect_view_fields = [
-        "order_no", "lot", "user", "status", "price", "deposit_credit", "coupon_discount", "amount_due",
+        "order_no", "lot", "user", "status", "price", "premium", "deposit_credit", "coupon_discount", "amount_due",
         "coupon", "pay_deadline", "created_at", "paid_at", "address_text",
         "fulfilment_status", "carrier", "tracking_no", "shipped_at", "received_at",
     ]
     computed_fields = {"coupon": (_("Coupon (locked or used)"), lambda order: UserCoupon.objects.filter(order=order).first())}
-    money_fields = ("price", "deposit_credit", "coupon_discount", "amount_due")
+    money_fields = ("price", "premium", "deposit_credit", "coupon_discount", "amount_due")
     event_field = "order"
     row_actions = staticmethod(_order_row_actions)
 

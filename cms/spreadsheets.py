@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 from wagtail.images.fields import WagtailImageField
 
-from auction.money import yuan_to_fen
+from auction.money import percent_to_basis_points, yuan_to_fen
 
 # PositiveIntegerField's ceiling: past it the database, not a person, would refuse.
 MAX_SECONDS = 2_147_483_647
@@ -105,6 +105,14 @@ def parse_yuan(value: object) -> int:
         return yuan_to_fen(_numbercell_text(value, "an amount in yuan"))
     except ArithmeticError:  # Decimal overflow on absurd exponents ("1e40")
         raise ValueError("an amount this large is not plausible") from None
+
+
+def parse_percent(value: object) -> int:
+    """A percentage with up to two decimals ("15", "12.5"), in basis points."""
+    try:
+        return percent_to_basis_points(_numbercell_text(value, "a percentage"))
+    except ArithmeticError:
+        raise ValueError("a percentage is between 0 and 100") from None
 
 
 def parse_seconds(value: object) -> int:

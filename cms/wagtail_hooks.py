@@ -38,5 +38,22 @@ def register_jobs_menu_item():
     return JobsMenuItem(_("Jobs (Django admin)"), reverse("admin:app_list", args=("django_q",)), name="jobs", icon_name="cogs", order=900)
 
 
+@hooks.register("register_admin_urls")
+def register_house_rules_urls():
+    from cms.rules_admin import urlpatterns
+
+    return urlpatterns()
+
+
+@hooks.register(MarketViewSetGroup.submenu_hook)
+def register_relist_menu_item():
+    return MenuItem(_("Re-auction (二拍)"), reverse("house_rules_relist_index"), name="relist", icon_name="redirect", order=800)
+
+
+@hooks.register(MarketViewSetGroup.submenu_hook)
+def register_barred_menu_item():
+    return MenuItem(_("Barred bidders"), reverse("house_rules_barred"), name="barred", icon_name="lock", order=810)
+
+
 # The dashboard (Market → Overview and the home page panel) registers its own hooks.
 from cms import dashboard_hooks  # noqa: E402,F401

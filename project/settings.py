@@ -299,6 +299,10 @@ WAGTAILDOCS_EXTENSIONS = ["csv", "pdf", "xlsx", "txt"]
 
 AUCTION_SANDBOX = env_bool("AUCTION_SANDBOX", DEBUG)
 AUCTION_PAYMENT_WINDOW_SECONDS = env_int("AUCTION_PAYMENT_WINDOW_SECONDS", 86400)
+# Overdue orders after which a user is barred from every new deposit and bid until ops lift it.
+AUCTION_DEFAULTS_BEFORE_BAN = env_int("AUCTION_DEFAULTS_BEFORE_BAN", 2)
+# 二拍: how far below the old reserve a relisted lot's reserve may step down, in percent per round.
+AUCTION_RELIST_MAX_STEP_DOWN_PERCENT = env_int("AUCTION_RELIST_MAX_STEP_DOWN_PERCENT", 20)
 AUCTION_PAYMENT_GATEWAY = os.environ.get("AUCTION_PAYMENT_GATEWAY", "sandbox")
 # A deposit's payment stays open this long; then the deposit is cancelled.
 # Refunds sent to the gateway at most this many a second across every job

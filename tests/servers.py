@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+# The web servers the fault tests start take ports from here (AUCTION_TEST_PORT_BASE, default 18400).
+PORT_BASE = int(os.environ.get("AUCTION_TEST_PORT_BASE", "18400"))
 START_SECONDS = 15
 
 

@@ -138,7 +138,7 @@ def test_fixed_increment_replaces_the_ladder(api):
 def test_my_view_with_a_token(user_api, user):
     lot = LotFactory(current_price=100_000, bid_count=1, leader=user)
     body = user_api.get(f"/lots/{lot.pk}").json()
-    assert body["my"] == {"deposit_status": None, "leading": True, "auto_bid_max": None}
+    assert body["my"] == {"deposit_status": None, "leading": True, "auto_bid_max": None, "barred": False}
 
 
 def test_a_bad_token_on_a_public_endpoint_is_unauthenticated(api):

@@ -219,7 +219,7 @@ def test_setting_a_proxy_while_not_leading_bids_at_once(client, lot):
     assert response.status_code == 200, response.content
     assert response.json()["max_price"] == 300_000
     assert response.json()["lot"]["current_price"] == 100_000
-    assert a.get(f"/lots/{lot.pk}").json()["my"] == {"deposit_status": "held", "leading": True, "auto_bid_max": 300_000}
+    assert a.get(f"/lots/{lot.pk}").json()["my"] == {"deposit_status": "held", "leading": True, "auto_bid_max": 300_000, "barred": False}
 
 
 def test_a_rival_bid_is_answered_in_the_same_response(client, lot):

@@ -45,7 +45,7 @@ def test_a_quote_takes_the_coupon_off_and_changes_nothing(client):
 
     body = quote(me, order, mine).json()
 
-    assert body == {"price": 100_000, "deposit_credit": 0, "coupon_discount": 15_000, "amount_due": 85_000}
+    assert body == {"price": 100_000, "premium": 0, "deposit_credit": 0, "coupon_discount": 15_000, "amount_due": 85_000}
     assert status_of(mine) == "unused" and Order.objects.get(pk=order.pk).coupon_discount == 0
 
 
@@ -54,7 +54,7 @@ def test_a_coupon_never_makes_the_amount_due_negative_nor_eats_the_deposit_credi
     order = won_order(me, price=100_000, deposit=30_000)
     mine = claim(me, amount=90_000)
     body = quote(me, order, mine).json()
-    assert body == {"price": 100_000, "deposit_credit": 30_000, "coupon_discount": 70_000, "amount_due": 0}
+    assert body == {"price": 100_000, "premium": 0, "deposit_credit": 30_000, "coupon_discount": 70_000, "amount_due": 0}
 
 
 def test_an_order_the_deposit_already_covers_takes_no_coupon(client):

@@ -55,7 +55,7 @@ def test_demo_seeds_a_special_in_each_phase_with_lots_and_images(api):
             assert 1 <= len(lot["images"]) <= 3
             for picture in lot["images"]:
                 assert_image(picture)
-            assert lot["start_price"] > 0 and lot["bid_count"] == 0
+            assert lot["start_price"] > 0 and lot["bid_count"] == (1 if lot["status"] == "defaulted" else 0)  # the demo's one default
 
 
 def test_the_bidding_special_ends_soon_with_staggered_lots_and_a_special_deposit(api):
@@ -67,7 +67,7 @@ def test_the_bidding_special_ends_soon_with_staggered_lots_and_a_special_deposit
     lots = list(special.lots.order_by("position"))
     assert [lot.ends_at for lot in lots] == [special.lot_ends_at(index) for index in range(len(lots))]
     assert any(lot.increment for lot in Lot.objects.all()), "one lot shows a fixed increment"
-    assert not Lot.objects.filter(bid_count__gt=0).exists()
+    assert not Lot.objects.filter(bid_count__gt=0).exclude(status="defaulted").exists()  # but the one default
 
 
 def test_demo_seeds_nothing_the_second_time():
@@ -130,12 +130,38 @@ def test_a_demo_bidder_claims_a_coupon_wins_a_lot_and_pays_with_it(client, api):
     # then the coupon comes off what is left after her deposit, and paying with it uses it
     quote = alice.post(f"/orders/{order['order_no']}/quote", {"user_coupon_id": mine}).json()
     assert quote["coupon_discount"] == special_only["amount"] == 30_000
-    assert quote["amount_due"] == order["price"] - order["deposit_credit"] - 30_000
+    assert order["premium"] == (order["price"] + 5) // 10  # the special's 10 % buyer's premium
+    assert quote["amount_due"] == order["price"] + order["premium"] - order["deposit_credit"] - 30_000
     paying = alice.post(f"/orders/{order['order_no']}/pay", {"address": ADDRESS, "user_coupon_id": mine}).json()
     assert paying["payment"]["amount"] == quote["amount_due"]
     assert alice.post(f"/payments/sandbox/{paying['payment']['out_trade_no']}/succeed").status_code == 200
     assert alice.get(f"/orders/{order['order_no']}").json()["status"] == "paid"
     assert [item["id"] for item in alice.get("/me/coupons", {"status": "used"}).json()["items"]] == [mine]
+
+
+def test_the_demo_shows_a_premium_a_buy_now_price_and_a_defaulted_lot_ops_re_auction_in_a_few_clicks(client, api):
+    output = run("demo")
+    bidding = api.get("/specials", {"status": "bidding"}).json()["items"][0]
+    lots = [api.get(f"/lots/{lot['id']}").json() for lot in api.get(f"/specials/{bidding['id']}").json()["lots"]]
+    assert {lot["buyer_premium_rate"] for lot in lots} == {1000}
+    assert [lot["buy_now_price"] for lot in lots if lot["buy_now_price"]] == [2_000_000]
+    [defaulted] = Lot.objects.filter(status="defaulted")
+    assert f"defaulted lot {defaulted.pk}" in output
+
+    admin = User.objects.create_superuser("ops", "ops@example.com", "pw-ops-123")
+    client.force_login(admin)
+    listing = client.get("/admin/house-rules/relist/")
+    assert f'data-relist="{defaulted.pk}"'.encode() in listing.content
+    form = client.get(f"/admin/house-rules/relist/{defaulted.pk}/")
+    [preview] = form.context["form"].fields["special"].queryset  # the one special not yet bidding
+    initial = form.context["form"].initial
+    done = client.post(f"/admin/house-rules/relist/{defaulted.pk}/", {
+        "special": preview.pk, "start_price": initial["start_price"] / 100, "reserve_price": initial["reserve_price"] / 100,
+    })
+    assert done.status_code == 302, done.content[:2000]
+    new = Lot.objects.get(relisted_from=defaulted)
+    assert new.special.page_id == preview.pk and new.title == defaulted.title
+    assert api.get(f"/lots/{new.pk}").json()["relisted_from"] == defaulted.pk
 
 
 # --- ensure_admin -------------------------------------------------------------

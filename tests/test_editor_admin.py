@@ -34,6 +34,7 @@ def _lot_form(**fields) -> dict:
         "reserve_price": "0",
         "deposit": "500",
         "increment": "0",
+        "buy_now_price": "0",
         "gallery_images": inline_formset([]),
         "action-publish": "action-publish",
     }
@@ -83,7 +84,7 @@ def test_special_times_out_of_order_are_refused_in_the_form(editor):
         "preview_at": _local(now + timedelta(days=2)),
         "starts_at": _local(now + timedelta(days=1)),
         "ends_at": _local(now + timedelta(days=3)),
-        "deposit": "0", "extension_seconds": "300", "stagger_seconds": "0",
+        "deposit": "0", "extension_seconds": "300", "stagger_seconds": "0", "buyer_premium_rate": "0", "extension_cap_seconds": "0",
         "action-publish": "action-publish",
     }))
     assert response.status_code == 200

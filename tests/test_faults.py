@@ -36,7 +36,7 @@ from auction.services.deposits import deposit_request
 from auction.services.payments import payment_apply_success
 from auction.services.tokens import token_issue
 from tests.factories import LotFactory, SpecialFactory, UserFactory
-from tests.servers import MariaDBServer, RedisServer, port_is_open, wait_until
+from tests.servers import PORT_BASE, MariaDBServer, RedisServer, port_is_open, wait_until
 from tests.test_e2e_cluster import ENV_DROPPED, Proc, _spawn, _test_database_url
 
 pytestmark = [
@@ -75,7 +75,7 @@ def mariadb_server(tmp_path_factory):
     server.stop()
 
 
-_WEB_PORTS = iter(range(18410, 18499))
+_WEB_PORTS = iter(range(PORT_BASE + 10, PORT_BASE + 99))
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def web_port() -> int:
     for port in _WEB_PORTS:
         if not port_is_open(port):
             return port
-    pytest.fail("no free port left in 18410-18498")
+    pytest.fail(f"no free port left in {PORT_BASE + 10}-{PORT_BASE + 98}")
 
 
 @pytest.fixture

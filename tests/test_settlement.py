@@ -220,7 +220,7 @@ def test_orders_quote_and_a_fully_covered_order_is_paid_at_once(client):
     hammer(lot)
     sweep()
     order = Order.objects.get()
-    assert a.post(f"/orders/{order.order_no}/quote", {}).json() == {"price": 50_000, "deposit_credit": 50_000, "coupon_discount": 0, "amount_due": 0}
+    assert a.post(f"/orders/{order.order_no}/quote", {}).json() == {"price": 50_000, "premium": 0, "deposit_credit": 50_000, "coupon_discount": 0, "amount_due": 0}
     paid = a.post(f"/orders/{order.order_no}/pay", {"address": ADDRESS}).json()
     assert paid["payment"] is None and paid["order"]["status"] == "paid"
     assert Deposit.objects.get().status == "applied"

@@ -14,11 +14,12 @@ from auction.models.notifications import (
 )
 from auction.models.orders import FulfilmentStatus, Order, OrderStatus
 from auction.models.payments import Payment, PaymentPurpose, PaymentStatus, Refund, RefundStatus
+from auction.models.rules import LotBar
 from auction.models.users import AuthToken, User
 
 __all__ = [
     "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Coupon", "Deposit", "DepositScope", "DepositStatus", "Event",
-    "FulfilmentStatus", "IdempotentRequest", "LiveChange", "Lot", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment",
+    "FulfilmentStatus", "IdempotentRequest", "LiveChange", "Lot", "LotBar", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment",
     "PaymentPurpose", "PaymentStatus", "Refund",
     "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]

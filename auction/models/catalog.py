@@ -72,6 +72,10 @@ class Special(CatalogEntry):
     deposit = models.PositiveBigIntegerField(default=0, help_text="Special-wide deposit in fen; 0: none offered.")
     extension_seconds = models.PositiveIntegerField(default=300, help_text="Anti-sniping window; 0: off.")
     stagger_seconds = models.PositiveIntegerField(default=0, help_text="Lot k ends k × this after ends_at; 0: off.")
+    buyer_premium_rate = models.PositiveIntegerField(default=0, help_text="佣金 in basis points of the hammer price (1500 = 15 %); 0: none.")
+    extension_cap_seconds = models.PositiveIntegerField(
+        default=0, help_text="Anti-sniping never moves a lot past its original end plus this; 0: no cap."
+    )
     status = models.CharField(max_length=16, choices=SpecialStatus.choices, default=SpecialStatus.UPCOMING)
 
     class Meta:
@@ -110,6 +114,11 @@ class Lot(CatalogEntry):
     reserve_price = models.PositiveBigIntegerField(default=0, help_text="fen; 0: no reserve")
     deposit = models.PositiveBigIntegerField(default=0, help_text="fen")
     increment = models.PositiveBigIntegerField(default=0, help_text="fen; 0: the default ladder")
+    buy_now_price = models.PositiveBigIntegerField(default=0, help_text="一口价 in fen; 0: none")
+    relisted_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="relisted_as",
+        help_text="二拍: the unsold or defaulted lot this one re-auctions (a lot is relisted at most once).",
+    )
 
     # Market state: written by bids and settlement only, never by publishing.
     status = models.CharField(max_length=16, choices=LotStatus.choices, default=LotStatus.UPCOMING)

@@ -34,6 +34,9 @@ class Order(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING_PAYMENT)
     price = models.PositiveBigIntegerField(help_text="fen: the hammer price")
+    # 佣金: rate × price rounded half up, fixed when the order is made; orders
+    # made before the premium existed keep 0.
+    premium = models.PositiveBigIntegerField(default=0, help_text="fen: the buyer's premium")
     deposit_credit = models.PositiveBigIntegerField(default=0, help_text="fen: the winner's lot deposit")
     coupon_discount = models.PositiveBigIntegerField(default=0, help_text="fen")
     pay_deadline = models.DateTimeField()
@@ -63,4 +66,9 @@ class Order(models.Model):
 
     @property
     def amount_due(self) -> int:
-        return max(0, self.price - self.deposit_credit - self.coupon_discount)
+        return max(0, self.total - self.deposit_credit - self.coupon_discount)
+
+    @property
+    def total(self) -> int:
+        """What the buyer owes before credits: the hammer price and the premium."""
+        return self.price + self.premium

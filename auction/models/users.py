@@ -10,6 +10,10 @@ class User(AbstractUser):
     unionid = models.CharField(max_length=64, blank=True, default="", db_index=True)
     nickname = models.CharField(max_length=64, blank=True, default="")
     avatar_url = models.URLField(max_length=500, blank=True, default="")
+    # Barred from every new deposit and bid after AUCTION_DEFAULTS_BEFORE_BAN
+    # overdue orders, until ops lift it; defaults before the lift do not count again.
+    barred_at = models.DateTimeField(null=True, blank=True)
+    bar_lifted_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.nickname or self.username

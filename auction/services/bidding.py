@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from auction import signals
-from auction.errors import AlreadyLeading, BidTooLow, DepositRequired, LotNotOpen, NotFound
+from auction.errors import AlreadyLeading, BidderBarred, BidTooLow, DepositRequired, LotNotOpen, NotFound
 from auction.increments import highest_price_outbid_by
 from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
 from auction.models.catalog import LOT_OUTCOMES
@@ -61,10 +61,16 @@ class Market:
         self.lot.leader_id = user_id
         self.lot.bid_count += 1
         window = timedelta(seconds=self.special.extension_seconds)
-        # 延时: a bid in the last window moves the end to a full window after it.
+        # 延时: a bid in the last window moves the end to a full window after it,
+        # never past the original end plus the special's cap (when it has one).
         if window and self.lot.ends_at - self.now < window:
-            self.lot.ends_at = self.now + window
-            self.extended = True
+            new_end = self.now + window
+            if self.special.extension_cap_seconds:
+                cap = self.special.lot_ends_at(self.lot.position) + timedelta(seconds=self.special.extension_cap_seconds)
+                new_end = min(new_end, cap)
+            if new_end > self.lot.ends_at:
+                self.lot.ends_at = new_end
+                self.extended = True
         return bid
 
     def resolve_proxies(self) -> None:
@@ -167,6 +173,8 @@ def _read_checked(lot_id: int, bidder: int | TokenKey, *, price: int | None = No
     if read is None or not read.lot.is_published or not read.special.is_published:
         raise NotFound()
     _check_open(read.lot, read.special, timezone.now())
+    if read.barred:
+        raise BidderBarred()
     if not read.has_deposit:
         raise DepositRequired(deposit=read.lot.deposit)
     if price is not None and price < read.lot.next_min_bid():

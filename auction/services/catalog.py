@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from auction import signals
 from auction.models import Lot, LotImage, Special
-from auction.money import MAX_FEN, format_yuan
+from auction.money import MAX_BASIS_POINTS, MAX_FEN, format_yuan
 from auction.services.live import live_lot_changed
 from auction.services.market_rows import market_row_save, market_rows_update
 
@@ -37,6 +37,8 @@ class SpecialTerms:
     deposit: int = 0
     extension_seconds: int = 300
     stagger_seconds: int = 0
+    buyer_premium_rate: int = 0
+    extension_cap_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class LotTerms:
     reserve_price: int = 0
     deposit: int = 0
     increment: int = 0
+    buy_now_price: int = 0
 
 
 @dataclass
@@ -62,14 +65,17 @@ SPECIAL_TERM_LABELS = {
     "deposit": "the special-wide deposit",
     "extension_seconds": "the anti-sniping window",
     "stagger_seconds": "the staggered-end interval",
+    "buyer_premium_rate": "the buyer's premium",
+    "extension_cap_seconds": "the anti-sniping cap",
 }
 LOT_TERM_LABELS = {
     "start_price": "the start price",
     "reserve_price": "the reserve price",
     "deposit": "the deposit",
     "increment": "the increment",
+    "buy_now_price": "the buy-now price",
 }
-MONEY_TERMS = {"deposit", "start_price", "reserve_price", "increment"}
+MONEY_TERMS = {"deposit", "start_price", "reserve_price", "increment", "buy_now_price"}
 
 
 def special_terms_errors(terms: SpecialTerms) -> dict[str, str]:
@@ -84,12 +90,16 @@ def special_terms_errors(terms: SpecialTerms) -> dict[str, str]:
         errors["extension_seconds"] = "The anti-sniping window cannot be negative (0 turns it off)."
     if terms.stagger_seconds < 0:
         errors["stagger_seconds"] = "The staggered-end interval cannot be negative (0 turns it off)."
+    if not 0 <= terms.buyer_premium_rate <= MAX_BASIS_POINTS:
+        errors["buyer_premium_rate"] = "The buyer's premium is between 0 % and 100 %."
+    if terms.extension_cap_seconds < 0:
+        errors["extension_cap_seconds"] = "The anti-sniping cap cannot be negative (0: no cap)."
     return errors
 
 
 def lot_terms_errors(terms: LotTerms) -> dict[str, str]:
     errors: dict[str, str] = {}
-    for name in ("start_price", "reserve_price", "deposit", "increment"):
+    for name in ("start_price", "reserve_price", "deposit", "increment", "buy_now_price"):
         if not 0 <= getattr(terms, name) <= MAX_FEN:
             errors[name] = "The amount must be between 0 and a plausible amount."
     if "start_price" not in errors and terms.start_price == 0:
@@ -99,12 +109,19 @@ def lot_terms_errors(terms: LotTerms) -> dict[str, str]:
             f"The reserve ({format_yuan(terms.reserve_price)}) cannot be below the start price "
             f"({format_yuan(terms.start_price)}); leave it at 0 for no reserve."
         )
+    if not errors and terms.buy_now_price and terms.buy_now_price <= max(terms.start_price, terms.reserve_price):
+        errors["buy_now_price"] = (
+            f"The buy-now price ({format_yuan(terms.buy_now_price)}) must be above the start price and the reserve "
+            f"({format_yuan(max(terms.start_price, terms.reserve_price))}); leave it at 0 for none."
+        )
     return errors
 
 
 def _describe(name: str, value) -> str:
     if name in MONEY_TERMS:
         return format_yuan(value)
+    if name == "buyer_premium_rate":
+        return f"{value / 100:g} %"
     if isinstance(value, datetime):
         return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
     return str(value)

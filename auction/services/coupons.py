@@ -181,9 +181,10 @@ def coupon_discount_for(*, order: Order, user_coupon: UserCoupon, now: datetime)
         special_id = Lot.objects.values_list("special_id", flat=True).get(pk=order.lot_id)
         if special_id != user_coupon.special_id:
             raise CouponNotApplicable("This coupon is only for another special.", special_id=user_coupon.special_id)
-    if order.price < user_coupon.min_amount:
+    # The minimum is on what the buyer owes: the hammer price and the premium.
+    if order.total < user_coupon.min_amount:
         raise CouponNotApplicable("The order is below this coupon's minimum amount.", min_amount=user_coupon.min_amount)
-    left_to_pay = order.price - order.deposit_credit
+    left_to_pay = order.total - order.deposit_credit
     if left_to_pay <= 0:
         raise CouponNotApplicable("The deposit already covers this order: nothing is left to discount.")
     return min(user_coupon.amount, left_to_pay)

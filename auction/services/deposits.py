@@ -7,13 +7,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from auction import signals
-from auction.errors import DepositExists, LotNotOpen, NotFound, ValidationFailed
+from auction.errors import BidderBarred, DepositExists, LotNotOpen, NotFound, ValidationFailed
 from auction.models import (
     Deposit,
     DepositScope,
     DepositStatus,
     Event,
     Lot,
+    LotBar,
     NotificationKind,
     Payment,
     PaymentPurpose,
@@ -72,7 +73,10 @@ def deposit_request(*, user: User, lot_id: int | None = None, special_id: int | 
                 # row is locked before anything is read, so a special-wide and
                 # a lot deposit asked for at once cannot both pass the other's
                 # check (the unique active_key only guards the same scope).
-                User.objects.select_for_update().only("id").get(pk=user.pk)
+                locked = User.objects.select_for_update().only("id", "barred_at").get(pk=user.pk)
+                # The bar is set under this same lock (bars.default_recorded).
+                if locked.barred_at is not None or (lot is not None and LotBar.objects.filter(lot=lot, user=user).exists()):
+                    raise BidderBarred()
                 existing = _active_in_the_way(user=user, scope=scope, special=special, key=key, now=now)
                 if existing is None:
                     deposit = Deposit.objects.create(

@@ -21,9 +21,11 @@ from auction.models import (
     Payment,
     PaymentPurpose,
     PaymentStatus,
+    Special,
     User,
 )
 from auction.models.orders import address_text
+from auction.money import premium_for
 from auction.services import coupons
 from auction.services.deposits import deposit_apply
 from auction.services.events import event_record, events_record_bulk
@@ -33,6 +35,7 @@ from auction.services.payment_rows import payment_open, random_number, refund_cr
 @dataclass(frozen=True)
 class Quote:
     price: int
+    premium: int
     deposit_credit: int
     coupon_discount: int
     amount_due: int
@@ -63,12 +66,13 @@ def order_quote(*, order_no: str, user: User, user_coupon_id: int | None = None)
     if user_coupon_id is not None:
         user_coupon = coupons.user_coupon_of(user=user, user_coupon_id=user_coupon_id)
         discount = coupons.coupon_discount_for(order=order, user_coupon=user_coupon, now=timezone.now())
-    due = max(0, order.price - order.deposit_credit - discount)
-    return Quote(price=order.price, deposit_credit=order.deposit_credit, coupon_discount=discount, amount_due=due)
+    due = max(0, order.total - order.deposit_credit - discount)
+    return Quote(price=order.price, premium=order.premium, deposit_credit=order.deposit_credit, coupon_discount=discount, amount_due=due)
 
 
 def order_create(*, lot: Lot, winner_id: int, pay_deadline: datetime) -> Order:
-    """At the hammer, under the lot's lock: the winner's lot deposit is credited."""
+    """At the hammer (or a buy-now), under the lot's lock: the buyer's premium
+    at the special's frozen rate is added and the winner's lot deposit credited."""
     deposit_amount = (
         Deposit.objects.filter(lot=lot, scope=DepositScope.LOT, user_id=winner_id, status=DepositStatus.HELD)
         .values_list("amount", flat=True)
@@ -77,33 +81,41 @@ def order_create(*, lot: Lot, winner_id: int, pay_deadline: datetime) -> Order:
     return orders_create([(lot, winner_id, deposit_amount)], pay_deadline=pay_deadline)[lot.pk]
 
 
-def order_row(*, lot: Lot, winner_id: int, deposit_amount: int, pay_deadline: datetime) -> Order:
+def order_row(*, lot: Lot, winner_id: int, deposit_amount: int, pay_deadline: datetime, premium_rate: int) -> Order:
     """What an order charges at the hammer (unsaved): the one place its amounts are decided."""
+    premium = premium_for(lot.current_price, premium_rate)
     return Order(
         order_no=order_number(),
         lot=lot,
         user_id=winner_id,
         price=lot.current_price,
-        deposit_credit=min(deposit_amount, lot.current_price),
+        premium=premium,
+        deposit_credit=min(deposit_amount, lot.current_price + premium),
         pay_deadline=pay_deadline,
     )
 
 
 def orders_create(winners: list[tuple[Lot, int, int]], *, pay_deadline: datetime) -> dict[int, Order]:
     """Orders for ``(lot, winner_id, held lot deposit)``, the lots locked by the caller:
-    one INSERT for the orders and one for their events, whatever their number."""
+    one read of their specials' premium rates, one INSERT for the orders and one
+    for their events, whatever their number."""
     if not winners:
         return {}
-    made = Order.objects.bulk_create(
-        [order_row(lot=lot, winner_id=winner_id, deposit_amount=amount, pay_deadline=pay_deadline) for lot, winner_id, amount in winners]
+    rates = dict(
+        Special.objects.filter(pk__in={lot.special_id for lot, _, _ in winners}).values_list("pk", "buyer_premium_rate")
     )
+    made = Order.objects.bulk_create([
+        order_row(lot=lot, winner_id=winner_id, deposit_amount=amount, pay_deadline=pay_deadline, premium_rate=rates[lot.special_id])
+        for lot, winner_id, amount in winners
+    ])
     if any(order.pk is None for order in made):  # a database that cannot return the ids of a bulk insert
         numbers = {order.order_no: order for order in made}
         for pk, number in Order.objects.filter(order_no__in=numbers).values_list("pk", "order_no"):
             numbers[number].pk = pk
     events_record_bulk([
         Event(kind="order.created", user_id=order.user_id, lot=order.lot, order=order, amount=order.price,
-              data={"pay_deadline": pay_deadline.isoformat()})
+              data={"pay_deadline": pay_deadline.isoformat(), "premium": order.premium,
+                    "buyer_premium_rate": rates[order.lot.special_id]})
         for order in made
     ])
     for order in made:

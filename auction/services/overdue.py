@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from auction.models import Deposit, DepositScope, DepositStatus, Lot, LotStatus, Order, OrderStatus, PaymentStatus
 from auction.services import coupons
+from auction.services.bars import default_recorded
 from auction.services.deposits import deposit_forfeit
 from auction.services.events import event_record
 from auction.services.live import live_lot_changed
@@ -49,6 +50,7 @@ def order_expire(*, order_id: int) -> bool:
         )
         for deposit in deposits.order_by("pk"):
             deposit_forfeit(deposit=deposit, reason="order overdue", order=order)
+        default_recorded(order=order)
     return True
 
 

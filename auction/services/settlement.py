@@ -93,6 +93,12 @@ def lots_settle_pending(*, now: datetime | None = None) -> bool:
     return Lot.objects.filter(ends_at__lte=now or timezone.now()).exclude(status__in=LOT_OUTCOMES).exists()
 
 
+def lots_settle_locked(lots: list[Lot]) -> dict[int, Order]:
+    """Settle ``lots`` whose rows the caller holds locked and which are over (a
+    buy-now ends its lot at once): the same consequences as any end."""
+    return _settle_locked(lots)
+
+
 def _settle_locked(lots: list[Lot]) -> dict[int, Order]:
     """The consequences of ``lots``' ends, their rows locked by the caller: a fixed
     number of queries for the whole batch (bulk reads of the deposits, bulk
