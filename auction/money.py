@@ -46,7 +46,24 @@ def format_yuan(fen: int) -> str:
     return f"¥{yuan:,.0f}" if yuan == yuan.to_integral_value() else f"¥{yuan:,.2f}"
 
 
-class YuanFormField(forms.DecimalField):
+class TwoDecimalsFormField(forms.DecimalField):
+    """Typed with up to two decimals, stored as an integer (fen, basis points):
+    changed only when the integer would change."""
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            cleaned = self.clean(data)
+        except ValidationError:
+            return True
+        return (initial or 0) != (cleaned or 0)
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs["step"] = "0.01"
+        return attrs
+
+
+class YuanFormField(TwoDecimalsFormField):
     """A form field in which people type yuan; it cleans to integer fen."""
 
     def __init__(self, **kwargs):
@@ -72,17 +89,6 @@ class YuanFormField(forms.DecimalField):
         except ValueError as error:
             raise ValidationError(str(error), code="invalid") from None
 
-    def has_changed(self, initial, data) -> bool:
-        try:
-            cleaned = self.clean(data)
-        except ValidationError:
-            return True
-        return (initial or 0) != (cleaned or 0)
-
-    def widget_attrs(self, widget):
-        attrs = super().widget_attrs(widget)
-        attrs["step"] = "0.01"
-        return attrs
 
 
 class FenField(models.PositiveBigIntegerField):
@@ -116,7 +122,7 @@ def premium_for(price: int, rate: int) -> int:
     return (price * rate + MAX_BASIS_POINTS // 2) // MAX_BASIS_POINTS
 
 
-class PercentFormField(forms.DecimalField):
+class PercentFormField(TwoDecimalsFormField):
     """People type a percentage with up to two decimals; it cleans to basis points."""
 
     def __init__(self, **kwargs):
@@ -137,17 +143,6 @@ class PercentFormField(forms.DecimalField):
             return None
         return percent_to_basis_points(percent)
 
-    def has_changed(self, initial, data) -> bool:
-        try:
-            cleaned = self.clean(data)
-        except ValidationError:
-            return True
-        return (initial or 0) != (cleaned or 0)
-
-    def widget_attrs(self, widget):
-        attrs = super().widget_attrs(widget)
-        attrs["step"] = "0.01"
-        return attrs
 
 
 class BasisPointsField(models.PositiveIntegerField):
