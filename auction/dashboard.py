@@ -82,20 +82,22 @@ def dashboard(*, now: datetime | None = None) -> Dashboard:
 
     # Orders: GMV, overdue, awaiting payment and shipment, GMV per day.
     paid = Q(status=OrderStatus.PAID)
-    due = Greatest(F("price") - F("deposit_credit") - F("coupon_discount"), Value(0))
+    # What a buyer owes is the hammer price plus the buyer's premium (佣金).
+    total = F("price") + F("premium")
+    due = Greatest(total - F("deposit_credit") - F("coupon_discount"), Value(0))
     aggregates = {}
     for name, start in since.items():
         aggregates[f"gmv_n_{name}"] = Count("pk", filter=paid & Q(paid_at__gte=start))
-        aggregates[f"gmv_{name}"] = _sum("price", paid & Q(paid_at__gte=start))
+        aggregates[f"gmv_{name}"] = _sum(total, paid & Q(paid_at__gte=start))
         overdue = Q(status=OrderStatus.OVERDUE, pay_deadline__gte=start)
         aggregates[f"overdue_n_{name}"] = Count("pk", filter=overdue)
-        aggregates[f"overdue_{name}"] = _sum("price", overdue)
+        aggregates[f"overdue_{name}"] = _sum(total, overdue)
     pending = Q(status=OrderStatus.PENDING_PAYMENT)
     aggregates["pending_n"] = Count("pk", filter=pending)
     aggregates["pending"] = _sum(due, pending)
     aggregates["awaiting_shipment"] = Count("pk", filter=paid & Q(fulfilment_status="awaiting_shipment"))
     for i, day in enumerate(days):
-        aggregates[f"day_{i}"] = _sum("price", paid & Q(paid_at__gte=day, paid_at__lt=day + timedelta(days=1)))
+        aggregates[f"day_{i}"] = _sum(total, paid & Q(paid_at__gte=day, paid_at__lt=day + timedelta(days=1)))
     row = Order.objects.aggregate(**aggregates)
     for name in PERIODS:
         board.gmv[name] = Figure(row[f"gmv_n_{name}"], row[f"gmv_{name}"])

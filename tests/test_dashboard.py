@@ -39,7 +39,7 @@ def market_of(size: int) -> dict:
     statuses = ("paid", "pending_payment", "overdue")
     orders = Order.objects.bulk_create(
         Order(
-            order_no=f"20261201{first + i:016d}", lot=lot, user=buyer, status=statuses[i % 3], price=100_000 + i,
+            order_no=f"20261201{first + i:016d}", lot=lot, user=buyer, status=statuses[i % 3], price=100_000 + i, premium=10_000 + i,
             deposit_credit=10_000, pay_deadline=now + timedelta(hours=1) if i % 3 == 1 else now - timedelta(minutes=1),
             paid_at=now - timedelta(minutes=1) if i % 3 == 0 else None,
             fulfilment_status="awaiting_shipment" if i % 3 == 0 else "",
@@ -59,7 +59,7 @@ def test_the_figures_are_those_of_the_database():
     board = dashboard()
     paid = Order.objects.filter(status="paid")
     assert board.gmv["today"].count == paid.count() == 10
-    assert board.gmv["30d"].amount == sum(paid.values_list("price", flat=True))
+    assert board.gmv["30d"].amount == sum(order.price + order.premium for order in paid)
     pending = Order.objects.filter(status="pending_payment")
     assert board.awaiting_payment.count == 10
     assert board.awaiting_payment.amount == sum(order.amount_due for order in pending)
