@@ -71,7 +71,7 @@ def test_watchers_on_two_processes_follow_bids_a_proxy_an_extension_and_the_sett
         watcher.send(op="watch", lot_ids=[lot.pk])
         watcher.wait_for("a snapshot", lambda m: m["type"] == "snapshot", stack=stack)
     assert anonymous.of_type("snapshot")[0]["lot"]["my"] is None
-    assert watcher_a.of_type("snapshot")[0]["lot"]["my"] == {"deposit_status": None, "leading": False, "auto_bid_max": None}
+    assert watcher_a.of_type("snapshot")[0]["lot"]["my"] == {"deposit_status": None, "leading": False, "auto_bid_max": None, "barred": False}
 
     # when A and B pay deposits: each sees their own deposit held, nobody else's
     deposit_a = pay_deposit(a, lot.pk)

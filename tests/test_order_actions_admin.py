@@ -71,7 +71,7 @@ def test_ops_extend_a_pending_orders_deadline(ops, buyer):
     assert Event.objects.filter(kind="order.deadline_extended", order=order).count() == 1
     from django_q.models import Schedule
 
-    assert Schedule.objects.get(name=f"order {order.pk}: expire").next_run == new_deadline
+    assert Schedule.objects.get(func="jobs.tasks.orders_expire", next_run=new_deadline)
 
 
 def test_a_deadline_cannot_be_moved_earlier(ops, buyer):

@@ -44,7 +44,8 @@ def order_deadline_extend(*, order_id: int, pay_deadline: datetime, staff: str =
             "order.deadline_extended", actor="ops", user_id=order.user_id, lot_id=order.lot_id, order=order,
             data={"previous": previous.isoformat(), "pay_deadline": pay_deadline.isoformat(), "staff": staff},
         )
-        signals.order_created.send(sender=Order, order_id=order.pk, pay_deadline=pay_deadline)
+        # A trigger at the new deadline (the one at the old finds nothing due there).
+        signals.orders_created.send(sender=Order, order_ids=[order.pk], pay_deadline=pay_deadline)
     return order
 
 
