@@ -11,8 +11,6 @@ from django.dispatch import Signal
 special_times_changed = Signal()
 # lot_id, ends_at: a lot's end moved (publishing before bidding, anti-sniping).
 lot_end_changed = Signal()
-# order_id, pay_deadline: one per order (what a single order's hooks listen to).
-order_created = Signal()
 # order_ids, pay_deadline: once per batch of orders made together (what schedules them).
 orders_created = Signal()
 # refund_id: a refund row exists and must be sent to the gateway.

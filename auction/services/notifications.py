@@ -156,17 +156,6 @@ def orders_won_queue(orders: list[Order]) -> int:
     return notifications_queue_many(rows)
 
 
-def order_won_queue(*, order: Order) -> None:
-    """At the hammer: ``won`` now, ``payment_due`` before the deadline (when the window leaves room for one)."""
-    notification_queue(user_id=order.user_id, kind=NotificationKind.WON, object_id=order.pk, lot_id=order.lot_id)
-    reminder_at = order.pay_deadline - timedelta(seconds=settings.AUCTION_PAYMENT_REMINDER_SECONDS)
-    if reminder_at > timezone.now():
-        notification_queue(
-            user_id=order.user_id, kind=NotificationKind.PAYMENT_DUE, object_id=order.pk, lot_id=order.lot_id,
-            not_before=reminder_at,
-        )
-
-
 def lot_opening_queue(*, special_id: int) -> int:
     """Bidding opened: the reminders on the special's lots become messages (and are consumed)."""
     with transaction.atomic():

@@ -118,8 +118,6 @@ def orders_create(winners: list[tuple[Lot, int, int]], *, pay_deadline: datetime
                     "buyer_premium_rate": rates[order.lot.special_id]})
         for order in made
     ])
-    for order in made:
-        signals.order_created.send(sender=Order, order_id=order.pk, pay_deadline=pay_deadline)
     signals.orders_created.send(sender=Order, order_ids=[order.pk for order in made], pay_deadline=pay_deadline)
     return {order.lot_id: order for order in made}
 
