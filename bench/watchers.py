@@ -44,7 +44,7 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
-from machine import HOST, free_port, log  # noqa: E402
+from machine import CLK_TCK, HOST, free_port, log, pids_by_comm, proc_cpu_ticks  # noqa: E402
 from servers import Nginx, Server  # noqa: E402
 
 
@@ -96,11 +96,11 @@ def descendants(pid: int) -> list[int]:
 
 
 class Watchers:
-    def __init__(self, url: str, lot_ids: list[int], count: int):
+    def __init__(self, url: str, lots: list[int]):
         self.url = url
-        self.lots = [lot_ids[index % len(lot_ids)] for index in range(count)]
-        self.last: list[dict | None] = [None] * count
-        self.sockets: list = [None] * count
+        self.lots = lots
+        self.last: list[dict | None] = [None] * len(lots)
+        self.sockets: list = [None] * len(lots)
         self.tasks: list[asyncio.Task] = []
         self.latencies: list[float] = []
         self.messages = 0
@@ -166,33 +166,45 @@ class Watchers:
         self.tasks = []
 
 
-async def bid_for(seconds: float, rate: float, base: str, lot_ids: list[int], tokens: list[str]) -> dict:
+async def bid_for(seconds: float, rate: float, base: str, lot_ids: list[int], tokens: list[str],
+                  current: dict[int, tuple[int, int]]) -> dict:
+    """Open loop: ``rate`` bids a second, each at the lot's next price as this bidder
+    last learnt it plus one step per bid sent since (a fixed step of 1,000 fen), so a
+    bid is valid when sent and is refused only when overtaken in flight."""
     import httpx
 
     accepted = refused = failed = 0
-    prices = {lot_id: 100_000 for lot_id in lot_ids}
+    statuses: dict = {}
+    latencies: list[float] = []
+    prices = {lot_id: price + 1000 for lot_id, (price, _) in current.items()}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base + "/api/v1", limits=limits, timeout=30, trust_env=False) as client:
         pending: set[asyncio.Task] = set()
 
         async def one(lot_id: int, token: str) -> None:
             nonlocal accepted, refused, failed
+            price = prices[lot_id]
+            prices[lot_id] = price + 1000
+            sent_at = time.monotonic()
             try:
-                price = prices[lot_id]
                 response = await client.post(f"/lots/{lot_id}/bids", json={"price": price},
                                              headers={"Authorization": f"Bearer {token}"})
+                latencies.append(time.monotonic() - sent_at)
                 if response.status_code == 201:
                     accepted += 1
-                    prices[lot_id] = response.json()["lot"]["next_min_bid"]
                 elif response.status_code == 409:
                     refused += 1
-                    detail = response.json().get("detail") or {}
+                    body = response.json()
+                    statuses[body.get("code")] = statuses.get(body.get("code"), 0) + 1
+                    detail = body.get("detail") or {}
                     if "next_min_bid" in detail:
                         prices[lot_id] = max(prices[lot_id], detail["next_min_bid"])
                 else:
                     failed += 1
-            except Exception:  # noqa: BLE001
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            except Exception as exc:  # noqa: BLE001
                 failed += 1
+                statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
 
         started = time.monotonic()
         sent = 0
@@ -207,7 +219,10 @@ async def bid_for(seconds: float, rate: float, base: str, lot_ids: list[int], to
         if pending:
             await asyncio.wait(pending, timeout=30)
         elapsed = time.monotonic() - started
-    return {"accepted_per_s": accepted / elapsed, "accepted": accepted, "refused": refused, "failed": failed, "sent": sent}
+    latencies.sort()
+    at = lambda q: round(latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000, 1) if latencies else None  # noqa: E731
+    return {"accepted_per_s": accepted / elapsed, "accepted": accepted, "refused": refused, "failed": failed, "sent": sent,
+            "other_answers": statuses, "bid_p50_ms": at(0.5), "bid_p99_ms": at(0.99)}
 
 
 def final_states(lot_ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -218,6 +233,109 @@ def final_states(lot_ids: list[int]) -> dict[int, tuple[int, int]]:
     close_old_connections()
     return {lot_id: (price, version) for lot_id, price, version in
             Lot.objects.filter(pk__in=lot_ids).values_list("pk", "current_price", "version")}
+
+
+# The watchers and the bidder live in processes of their own: in one asyncio loop
+# with 5,000 sockets the bidder itself was starved (100 bids/s offered, 20 sent)
+# and every latency carried the loop's own lag.
+
+def watcher_process(conn, url: str, lots: list[int]) -> None:
+    asyncio.run(watcher_main(conn, url, lots))
+
+
+async def watcher_main(conn, url: str, lots: list[int]) -> None:
+    watchers = Watchers(url, lots)
+    while True:
+        command = await asyncio.to_thread(conn.recv)
+        if command == "connect":
+            seconds = await watchers.connect_all()
+            conn.send({"seconds": seconds, "errors": watchers.errors})
+        elif command == "record":
+            watchers.latencies, watchers.recording, watchers.messages = [], True, 0
+            conn.send(None)
+        elif command == "stop_recording":
+            watchers.recording = False
+            conn.send({"latencies": watchers.latencies, "messages": watchers.messages})
+        elif command == "last":
+            conn.send([None if last is None else last["price"] for last in watchers.last])
+        elif command == "storm":
+            await watchers.drop_all()
+            before, watchers.errors = watchers.snapshots, 0
+            seconds = await watchers.connect_all()
+            conn.send({"seconds": seconds, "snapshots": watchers.snapshots - before, "errors": watchers.errors})
+        elif command == "exit":
+            await watchers.drop_all()
+            conn.send(None)
+            return
+
+
+def bidder_process(conn, seconds: float, rate: float, base: str, lot_ids: list[int], tokens: list[str]) -> None:
+    import django
+
+    django.setup()  # the lots' prices to start from
+    try:
+        conn.send(asyncio.run(bid_for(seconds, rate, base, lot_ids, tokens, final_states(lot_ids))))
+    except BaseException as exc:
+        conn.send({"error": repr(exc)})
+        raise
+
+
+class Crowd:
+    """W watchers split over --client-procs processes, driven by commands over pipes."""
+
+    def __init__(self, url: str, lot_ids: list[int], count: int, procs: int):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.lots = [lot_ids[index % len(lot_ids)] for index in range(count)]
+        self.parts, self.pipes = [], []
+        for part in range(procs):
+            lots = self.lots[part::procs]
+            parent, child = context.Pipe()
+            process = context.Process(target=watcher_process, args=(child, url, lots), daemon=True)
+            process.start()
+            self.parts.append((process, lots))
+            self.pipes.append(parent)
+
+    async def ask(self, command: str) -> list:
+        for pipe in self.pipes:
+            pipe.send(command)
+        return [await asyncio.to_thread(pipe.recv) for pipe in self.pipes]
+
+    def pids(self) -> list[int]:
+        return [process.pid for process, _ in self.parts]
+
+    async def last_prices(self) -> list[tuple[int, int | None]]:
+        answers = await self.ask("last")
+        return [pair for (_, lots), prices in zip(self.parts, answers) for pair in zip(lots, prices)]
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.ask("exit"), timeout=60)
+        except Exception:  # noqa: BLE001
+            pass
+        for process, _ in self.parts:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+
+
+async def bids_elsewhere(seconds: float, rate: float, base: str, lot_ids: list[int], tokens: list[str]) -> dict:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=bidder_process, args=(child, seconds, rate, base, lot_ids, tokens), daemon=True)
+    process.start()
+    result = await asyncio.to_thread(parent.recv)
+    process.join(timeout=10)
+    if "error" in result:
+        raise RuntimeError(f"the bidder failed: {result['error']}")
+    return result
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(proc_cpu_ticks(pid) for pid in pids) / CLK_TCK
 
 
 async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
@@ -234,8 +352,8 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
          "--workers", str(args.live_workers), "--lifespan", "off", "--no-access-log", "--backlog", "8192"],
         cwd=ROOT, env=env, stdout=live_log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    watchers = None
-    warm = Watchers("", lot_ids, 0)
+    url = f"ws://{HOST}:{live_port}/ws/v1/live"
+    crowd = warm = None
     try:
         web.start("/api/v1/specials")
         import httpx
@@ -249,65 +367,69 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
             time.sleep(0.2)
         # A few sockets first, so each worker has loaded what a socket needs: the
         # RSS that follows grows with the sockets, not with imports.
-        warm = Watchers(f"ws://{HOST}:{live_port}/ws/v1/live", lot_ids, 4 * args.live_workers)
-        await warm.connect_all()
+        warm = Crowd(url, lot_ids, 4 * args.live_workers, 1)
+        await warm.ask("connect")
         await asyncio.sleep(1)
         rss_before = rss_kib(descendants(live.pid))
         log(f"bids alone: {args.seconds}s at {args.rate}/s")
-        alone = await bid_for(args.seconds, args.rate, web.base, lot_ids, tokens)
+        alone = await bids_elsewhere(args.seconds, args.rate, web.base, lot_ids, tokens)
         log(f"  {alone}")
-        watchers = Watchers(f"ws://{HOST}:{live_port}/ws/v1/live", lot_ids, args.watchers)
-        log(f"connecting {args.watchers} watchers over {args.lots} lots")
-        connect_seconds = await watchers.connect_all()
+        crowd = Crowd(url, lot_ids, args.watchers, args.client_procs)
+        log(f"connecting {args.watchers} watchers over {args.lots} lots from {args.client_procs} processes")
+        connected = await crowd.ask("connect")
+        connect_seconds = max(part["seconds"] for part in connected)
         await asyncio.sleep(3)
         rss_idle = rss_kib(descendants(live.pid))
-        log(f"  all connected in {connect_seconds:.1f}s, errors {watchers.errors}")
-        watchers.recording = True
-        messages_before = watchers.messages
-        with_watchers = await bid_for(args.seconds, args.rate, web.base, lot_ids, tokens)
-        delivered = (watchers.messages - messages_before) / args.seconds
-        watchers.recording = False
+        log(f"  all connected in {connect_seconds:.1f}s, errors {sum(part['errors'] for part in connected)}")
+        groups = {"asgi": descendants(live.pid), "wsgi": descendants(web.proc.pid) if web.proc else [],
+                  "clients": crowd.pids(), "mariadbd": pids_by_comm(("mariadbd", "mysqld")),
+                  "redis": pids_by_comm(("redis-server",))}
+        cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+        await crowd.ask("record")
+        with_watchers = await bids_elsewhere(args.seconds, args.rate, web.base, lot_ids, tokens)
+        recorded = await crowd.ask("stop_recording")
+        log(f"  with watchers: {with_watchers}")
+        cpu_share = {name: round((cpu_seconds(pids) - cpu_before[name]) / args.seconds, 2) for name, pids in groups.items()}
+        delivered = sum(part["messages"] for part in recorded) / args.seconds
         final = await asyncio.to_thread(final_states, lot_ids)
 
-        def stale_now() -> int:
-            return sum(1 for index, lot_id in enumerate(watchers.lots)
-                       if watchers.last[index] is None or watchers.last[index]["price"] != final[lot_id][0])
+        async def stale_now() -> int:
+            return sum(1 for lot_id, price in await crowd.last_prices() if price != final[lot_id][0])
 
         # The last coalesced messages: within a second normally; the hubs' resync
         # (LIVE_RESYNC_SECONDS) is the net under anything lost.
         stale_after = {}
         for mark in (1, 3, 20):
             await asyncio.sleep(mark - (max(stale_after) if stale_after else 0))
-            stale_after[mark] = stale_now()
-        stale = stale_after[20]
-        latencies = sorted(watchers.latencies) or [float("nan")]
+            stale_after[mark] = await stale_now()
+        latencies = sorted(latency for part in recorded for latency in part["latencies"]) or [float("nan")]
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
         # The reconnect storm: everyone drops and comes back.
-        await watchers.drop_all()
-        snapshots_before = watchers.snapshots
-        watchers.errors = 0
-        storm_seconds = await watchers.connect_all()
-        storm_snapshots = watchers.snapshots - snapshots_before
+        storm = await crowd.ask("storm")
         alive = live.poll() is None and web.proc is not None and web.proc.poll() is None
         row = {
-            "W": args.watchers, "L": args.lots, "bid_rate": args.rate,
+            "W": args.watchers, "L": args.lots, "bid_rate": args.rate, "client_procs": args.client_procs,
             "connect_s": round(connect_seconds, 1),
             "rss_per_socket_kib": round((rss_idle - rss_before) / max(args.watchers, 1), 1),
             "messages_per_s": round(delivered, 1),
             "commit_to_watcher_p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
-            "stale_final": stale, "stale_after_1_3_20_s": list(stale_after.values()),
+            "stale_final": stale_after[20], "stale_after_1_3_20_s": list(stale_after.values()),
             "bids_per_s_alone": round(alone["accepted_per_s"], 1),
             "bids_per_s_with_watchers": round(with_watchers["accepted_per_s"], 1),
             "bid_failures": alone["failed"] + with_watchers["failed"],
-            "storm_s": round(storm_seconds, 1), "storm_snapshots": storm_snapshots, "storm_errors": watchers.errors,
+            "bid_p99_ms_alone_with": [alone["bid_p99_ms"], with_watchers["bid_p99_ms"]],
+            "cpu_cores_during_bids": cpu_share,
+            "storm_s": round(max(part["seconds"] for part in storm), 1),
+            "storm_snapshots": sum(part["snapshots"] for part in storm),
+            "storm_errors": sum(part["errors"] for part in storm),
             "processes_alive": alive,
         }
         print(json.dumps(row))
     finally:
-        if watchers is not None:
-            await watchers.drop_all()
-        await warm.drop_all()
+        for group in (crowd, warm):
+            if group is not None:
+                await group.close()
         web.stop()
         if live.poll() is None:
             live.terminate()
@@ -331,6 +453,7 @@ def main() -> None:
     parser.add_argument("--bidders", type=int, default=64)
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "4")))
     parser.add_argument("--live-workers", type=int, default=2)
+    parser.add_argument("--client-procs", type=int, default=2, help="processes the watchers are spread over")
     parser.add_argument("--tmp", default=str(ROOT / "var" / "bench-watchers"))
     args = parser.parse_args()
     lot_ids, tokens = seed(args.lots, args.bidders)
