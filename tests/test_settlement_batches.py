@@ -192,3 +192,23 @@ def test_ops_see_a_specials_settlement_progress():
     refunds_run(refunds_submit)
     refunds_run(refunds_poll)
     assert special_settlement_progress(special_id=special_id)["completed"] == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sale_of_more_than_a_batch_asks_a_second_worker_before_the_refunds_are_queued(settings):
+    from jobs import tasks
+
+    # given: a sale of three batches' worth of lots, ended
+    a_sale(6)
+    queued = []
+    # when: the end's trigger runs (batches of 2 lots)
+    with mock.patch("auction.services.settlement.SETTLE_BATCH", 2), \
+            mock.patch("jobs.tasks.settlement.SETTLE_BATCH", 2), \
+            mock.patch("auction.services.settlement.lots_settle", wraps=lambda **kw: lots_settle(limit=2)), \
+            mock.patch("jobs.tasks.enqueue", side_effect=lambda func, *args: queued.append(func)), \
+            mock.patch("jobs.schedules.enqueue", side_effect=lambda func, *args: queued.append(func)):
+        tasks.lots_end()
+    # then: the helper was asked first, ahead of the refund job the first batch's commit queues
+    assert queued and queued[0] == "jobs.tasks.lots_end", queued
+    assert "jobs.tasks.refunds_submit" in queued
+    each_once(6)

@@ -89,8 +89,12 @@ def lots_settle_all(*, now: datetime | None = None, budget_seconds: float = 45.0
     return settled
 
 
-def lots_settle_pending(*, now: datetime | None = None) -> bool:
-    return Lot.objects.filter(ends_at__lte=now or timezone.now()).exclude(status__in=LOT_OUTCOMES).exists()
+def lots_settle_pending(*, now: datetime | None = None, more_than: int = 0) -> bool:
+    """Whether more than ``more_than`` lots are past their end and unsettled."""
+    due = Lot.objects.filter(ends_at__lte=now or timezone.now()).exclude(status__in=LOT_OUTCOMES)
+    if not more_than:
+        return due.exists()
+    return due.order_by()[more_than : more_than + 1].exists()
 
 
 def lots_settle_locked(lots: list[Lot]) -> dict[int, Order]:
