@@ -73,6 +73,10 @@ def test_the_committed_total_never_passes_the_budget_while_rivals_bid_on_several
         sampling.set()
         sampler.join(timeout=30)
 
+    print(f"\nbudget race: {sum(results)} rival bids, "
+          f"{Bid.objects.filter(user=me, is_auto=True).count()} proxy answers, "
+          f"{Event.objects.filter(kind='budget.held', user=me).count()} holds, {len(samples)} samples, "
+          f"highest committed seen {max(samples or [0])} of {BUDGET}")
     # then no answer ever committed the user past the budget
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sum(results) > RIVALS
