@@ -5,7 +5,21 @@ from ninja import NinjaAPI
 from ninja.parser import Parser
 from ninja.renderers import JSONRenderer
 
-from api import auth, bids, coupons, deposits, errors, lots, me, notify, orders, payments, specials, subscriptions
+from api import (
+    auth,
+    bids,
+    budgets,
+    coupons,
+    deposits,
+    errors,
+    lots,
+    me,
+    notify,
+    orders,
+    payments,
+    specials,
+    subscriptions,
+)
 from api.middleware import SANDBOX_PATH, WECHAT_NOTIFY_PREFIX
 from api.security import TokenAuth
 
@@ -66,6 +80,7 @@ api.add_router("/lots", bids.router)  # each operation names its own auth
 api.add_router("/auth", auth.router)
 api.add_router("/me", me.router, auth=TokenAuth())
 api.add_router("/specials", specials.router)
+api.add_router("/specials", budgets.router)  # each operation names its own auth
 api.add_router("/lots", lots.router)
 api.add_router("/deposits", deposits.router, auth=TokenAuth())
 api.add_router("/orders", orders.router, auth=TokenAuth())

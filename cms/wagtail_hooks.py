@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 
+from cms.budgets_admin import BudgetViewSet
 from cms.coupons_admin import CouponViewSet, UserCouponViewSet
 from cms.jobs_admin import JOB_VIEWSETS
 from cms.notifications_admin import NotificationViewSet
@@ -17,7 +18,7 @@ from cms.ops import MarketViewSetGroup
 
 class MarketMenu(MarketViewSetGroup):
     # Coupons are the one thing under Market that ops edit; see cms.coupons_admin.
-    items = (*MarketViewSetGroup.items, CouponViewSet, UserCouponViewSet, NotificationViewSet, *JOB_VIEWSETS)
+    items = (*MarketViewSetGroup.items, BudgetViewSet, CouponViewSet, UserCouponViewSet, NotificationViewSet, *JOB_VIEWSETS)
 
 
 @hooks.register("register_admin_viewset")

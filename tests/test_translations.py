@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 PO = Path(django_settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 SCREENS = (
     "market_orders", "market_deposits", "market_payments", "market_refunds", "market_events", "market_bids",
-    "market_coupons", "market_user_coupons", "market_jobs_schedules", "market_jobs_queued", "market_jobs_succeeded",
+    "market_budgets", "market_coupons", "market_user_coupons", "market_jobs_schedules", "market_jobs_queued", "market_jobs_succeeded",
     "market_jobs_failed",
 )
 

@@ -1,4 +1,5 @@
 from auction.models.bidding import AutoBid, Bid
+from auction.models.budgets import SpecialBudget
 from auction.models.catalog import Lot, LotImage, LotStatus, Special, SpecialStatus
 from auction.models.coupons import Coupon, UserCoupon, UserCouponStatus
 from auction.models.deposits import ACTIVE_DEPOSIT_STATUSES, Deposit, DepositScope, DepositStatus
@@ -21,6 +22,6 @@ __all__ = [
     "ACTIVE_DEPOSIT_STATUSES", "AuthToken", "AutoBid", "Bid", "Coupon", "Deposit", "DepositScope", "DepositStatus", "Event",
     "FulfilmentStatus", "IdempotentRequest", "LiveChange", "Lot", "LotBar", "LotImage", "LotStatus", "Order", "OrderStatus", "Payment",
     "PaymentPurpose", "PaymentStatus", "Refund",
-    "RefundStatus", "Special", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
+    "RefundStatus", "Special", "SpecialBudget", "SpecialStatus", "User", "UserCoupon", "UserCouponStatus",
 ]
 __all__ += ["LotReminder", "Notification", "NotificationKind", "NotificationStatus", "SubscriptionCredit"]

@@ -33,6 +33,9 @@ class AutoBid(models.Model):
     max_price = models.PositiveBigIntegerField(help_text="fen")
     # When the maximum was last set: at equal maximums the earlier one leads.
     set_at = models.DateTimeField()
+    # Its maximum allows the next bid but the user's budget across the special
+    # does not: it answers again once the budget has room (auction/services/budget_caps.py).
+    held_by_budget = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["lot", "user"], name="auto_bid_one_per_user")]

@@ -14,22 +14,33 @@ come from a read: the state they cite held at that instant, and they write
 nothing. A lot with proxies, or a bid that lost the race too often, goes
 through the lot's row lock (``SELECT ... FOR UPDATE``) instead, where proxies
 answer inside the same transaction, so the response to a rival already shows
-the answer.
+the answer. A proxy whose user set a budget across the special bids only
+within it: its maximum is capped there, under the budget row's lock taken
+after the lot's (budget_caps.py).
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from auction import signals
 from auction.errors import AlreadyLeading, BidderBarred, BidTooLow, DepositRequired, LotNotOpen, NotFound
 from auction.increments import highest_price_outbid_by
-from auction.models import AutoBid, Bid, Lot, LotStatus, Special, User
+from auction.models import AutoBid, Bid, Lot, LotStatus, Special, SpecialBudget, User
 from auction.models.catalog import LOT_OUTCOMES
+from auction.services.budget_caps import proxy_budgets_lock
 from auction.services.live import live_lot_changed
-from auction.services.market_rows import LOT_MARKET_COLUMNS, MarketRead, OverBids, market_read, market_write
+from auction.services.market_rows import (
+    LOT_MARKET_COLUMNS,
+    SPECIAL_TERM_COLUMNS,
+    MarketRead,
+    OverBids,
+    market_read,
+    market_write,
+)
 from auction.services.tokens import TokenKey
 
 # Conditional writes a bid tries before it queues for the lot's lock: on a hot
@@ -46,6 +57,9 @@ class Market:
     now: datetime
     placed: list[Bid] = field(default_factory=list)
     extended: bool = False
+    # Answering for a budget that freed elsewhere: what this frees in turn
+    # waits for the next bid on those lots, so one bid sets off one round.
+    resuming: bool = False
 
     def __post_init__(self) -> None:
         # What the bids placed here are judged against, before they move the lot.
@@ -75,8 +89,25 @@ class Market:
 
     def resolve_proxies(self) -> None:
         """Let proxies answer until none can: each bids only what beating the
-        other side takes, one step over it, never past its own maximum."""
-        proxies = list(AutoBid.objects.filter(lot_id=self.lot.pk).order_by("-max_price", "set_at", "id"))
+        other side takes, one step over it, never past its own maximum (nor
+        past what its user's budget across the special leaves: budget_caps)."""
+        auto_bids = list(
+            AutoBid.objects.filter(lot_id=self.lot.pk)
+            .annotate(is_budgeted=Exists(SpecialBudget.objects.filter(user_id=OuterRef("user_id"), special_id=self.lot.special_id)))
+            .order_by("-max_price", "set_at", "id")
+        )
+        budgets = proxy_budgets_lock(lot=self.lot, proxies=auto_bids)
+        proxies = sorted(
+            (_Proxy(a.user_id, budgets.maximum(a) if budgets else a.max_price, a.set_at, a.pk) for a in auto_bids),
+            key=lambda proxy: (-proxy.max_price, proxy.set_at, proxy.pk),
+        )
+        self._resolve(proxies)
+        if budgets is not None:
+            freed = budgets.settle(proxies=auto_bids, placed=self.placed, read_leader_id=self.read_leader_id)
+            if freed and not self.resuming:
+                _resume_after_commit(user_ids=freed, special_id=self.lot.special_id, except_lot_id=self.lot.pk)
+
+    def _resolve(self, proxies: list["_Proxy"]) -> None:
         for _ in range(2 * len(proxies) + 2):
             need = self.lot.next_min_bid()
             leader = self.lot.leader_id
@@ -91,7 +122,7 @@ class Market:
             else:
                 self._fight(winner=challenger, loser=defender)
 
-    def _fight(self, *, winner: AutoBid, loser: AutoBid) -> None:
+    def _fight(self, *, winner: "_Proxy", loser: "_Proxy") -> None:
         if winner.max_price == loser.max_price:
             # Equal maximums: the earlier one holds the price at that maximum.
             self.place(winner.user_id, winner.max_price, auto=True)
@@ -149,7 +180,17 @@ class Market:
             raise RuntimeError(f"lot {self.lot.pk}: market write refused under its own lock")
 
 
-def _beats(first: AutoBid, second: AutoBid) -> bool:
+@dataclass(frozen=True)
+class _Proxy:
+    """A proxy as it answers here: ``max_price`` is its maximum, capped by its user's budget."""
+
+    user_id: int
+    max_price: int
+    set_at: datetime
+    pk: int
+
+
+def _beats(first: _Proxy, second: _Proxy) -> bool:
     return first.max_price > second.max_price or (
         first.max_price == second.max_price and (first.set_at, first.pk) < (second.set_at, second.pk)
     )
@@ -260,3 +301,44 @@ def auto_bid_withdraw(*, lot_id: int, user: User) -> bool:
         deleted, _ = AutoBid.objects.filter(lot_id=lot_id, user=user).delete()
     return bool(deleted)
 
+
+def _resume_after_commit(*, user_ids: list[int], special_id: int, except_lot_id: int) -> None:
+    def resume() -> None:
+        for user_id in user_ids:
+            auto_bids_resume(user_id=user_id, special_id=special_id, except_lot_id=except_lot_id)
+
+    # robust: the bid that freed the budget is committed; a failure here is logged, never its answer.
+    transaction.on_commit(resume, robust=True)
+
+
+# Held proxies one freeing answers at most; the rest answer at the next bid on their lots.
+RESUME_LIMIT = 20
+
+
+def auto_bids_resume(*, user_id: int, special_id: int, except_lot_id: int | None = None, lot_ids: list[int] | None = None) -> int:
+    """Let the user's proxies that their budget held answer now that it may have
+    room: each lot in its own transaction (its lock, then the budget's), in id
+    order. Returns how many bid."""
+    if lot_ids is None:
+        held = AutoBid.objects.filter(
+            user_id=user_id, lot__special_id=special_id, held_by_budget=True, lot__ends_at__gt=timezone.now()
+        ).exclude(lot__status__in=LOT_OUTCOMES)
+        lot_ids = list(held.order_by("lot_id").values_list("lot_id", flat=True)[:RESUME_LIMIT])
+    lot_ids = [lot_id for lot_id in lot_ids if lot_id != except_lot_id]
+    if not lot_ids:
+        return 0
+    special = Special.objects.only("id", *SPECIAL_TERM_COLUMNS).get(pk=special_id)
+    answered = 0
+    for lot_id in lot_ids:
+        with transaction.atomic():
+            lot = Lot.objects.select_for_update().only("id", *LOT_MARKET_COLUMNS).get(pk=lot_id)
+            market = Market(lot=lot, special=special, now=timezone.now(), resuming=True)
+            try:
+                _check_open(lot, special, market.now)
+            except LotNotOpen:
+                continue
+            market.resolve_proxies()
+            if market.placed:
+                market.save_locked()
+                answered += 1
+    return answered
