@@ -11,7 +11,7 @@ from wagtail.admin.ui.tables import Column
 
 from auction.models import SpecialBudget
 from auction.money import format_yuan
-from auction.services.budget_caps import committed_now
+from auction.services.budget_caps import committed_now, with_committed_now
 from cms.ops import ReadOnlyViewSet, id_filter, money_column
 
 
@@ -25,7 +25,10 @@ class BudgetFilterSet(WagtailFilterSet):
 
 
 def _committed_now(budget: SpecialBudget) -> str:
-    return format_yuan(committed_now(special_id=budget.special_id, user_id=budget.user_id))
+    leads = getattr(budget, "leads_now", None)  # the list's annotation; the inspect view asks
+    if leads is None:
+        leads = committed_now(special_id=budget.special_id, user_id=budget.user_id)
+    return format_yuan(leads)
 
 
 class BudgetViewSet(ReadOnlyViewSet):
@@ -47,3 +50,8 @@ class BudgetViewSet(ReadOnlyViewSet):
         "committed": (_("Committed at the last decision"), lambda budget: format_yuan(budget.committed)),
         "committed_now": (_("Committed now"), _committed_now),
     }
+
+    def get_index_view_kwargs(self, **kwargs):
+        view_kwargs = super().get_index_view_kwargs(**kwargs)
+        view_kwargs["queryset"] = with_committed_now(view_kwargs["queryset"])
+        return view_kwargs

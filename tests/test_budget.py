@@ -5,6 +5,8 @@ Lots here start at 100,000 fen with a fixed step of 10,000 and no deposit;
 """
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.test import Client
 from django.urls import reverse
 
@@ -266,3 +268,12 @@ def test_ops_see_each_budget_read_only_in_the_admin(client, django_user_model):
     budget = SpecialBudget.objects.get(user=me.user)
     assert ops.get(reverse("market_budgets:inspect", args=(budget.pk,))).status_code == 200
     assert ops.get(f"/admin/market/budgets/edit/{budget.pk}/").status_code == 404  # no edit view at all
+
+    # the list reads the leads in its own query: as many statements for twelve budgets as for one
+    with CaptureQueriesContext(connection) as one:
+        ops.get(reverse("market_budgets:index"))
+    for index in range(11):
+        _budget(bidder(client, f"买家{index}"), special, 100_000 + index)
+    with CaptureQueriesContext(connection) as twelve:
+        assert "¥1,000.10" in ops.get(reverse("market_budgets:index")).content.decode()
+    assert len(twelve) == len(one), [query["sql"][:90] for query in twelve.captured_queries]

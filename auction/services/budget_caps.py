@@ -38,7 +38,8 @@ unsold or defaulted one stops counting.
 
 from dataclasses import dataclass, field
 
-from django.db.models import Sum
+from django.db.models import OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from auction.models import AutoBid, Bid, Lot, LotStatus, SpecialBudget
 from auction.services.events import event_record
@@ -58,6 +59,16 @@ def leads_by_user(*, special_id: int, user_ids, exclude_lot_id: int | None = Non
 
 def committed_now(*, special_id: int, user_id: int) -> int:
     return leads_by_user(special_id=special_id, user_ids=[user_id]).get(user_id, 0)
+
+
+def with_committed_now(budgets: QuerySet) -> QuerySet:
+    """Budgets annotated with ``leads_now`` (what ``committed_now`` says) in the list's
+    own query: one correlated subquery on the lots' (special, leader) rows, not a query per row."""
+    leads = (
+        Lot.objects.filter(special_id=OuterRef("special_id"), leader_id=OuterRef("user_id"), status__in=COMMITTED_LOT_STATUSES)
+        .order_by().values("leader_id").annotate(total=Sum("current_price")).values("total")
+    )
+    return budgets.annotate(leads_now=Coalesce(Subquery(leads), 0))
 
 
 @dataclass
