@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 WAGTAILADMIN_BASE_URL ?= http://$(AUCTION_HOST):$(AUCTION_PORT)
 export AUCTION_HOST AUCTION_PORT WAGTAILADMIN_BASE_URL
 
-.PHONY: run test services-test browser-test install migrate demo clean messages
+.PHONY: run test services-test browser-test install migrate demo clean messages client client-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,5 +78,20 @@ browser-test: $(VENV)/.dev $(MESSAGES)
 	scripts/system-packages.sh chromium
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
+# The mini-program's typed client (clients/miniprogram, TypeScript, npm; Node 20+).
+CLIENT := clients/miniprogram
+OPENAPI_URL ?=
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package.json $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --no-fund --no-audit
+
+## client: the OpenAPI document from the code (or a running server's: OPENAPI_URL=...), then the client's types from it
+client: $(VENV)/.base $(CLIENT)/node_modules/.package-lock.json
+	$(PY) manage.py openapi $(if $(OPENAPI_URL),--url $(OPENAPI_URL))
+	cd $(CLIENT) && npm run --silent generate
+
+## client-test: the client's generated types current, type-checked, built, and its tests against a real server
+client-test: $(VENV)/.dev $(MESSAGES) $(CLIENT)/node_modules/.package-lock.json
+	cd $(CLIENT) && npm run --silent check:generated && npm run --silent typecheck && npm run --silent build && npm test
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var $(CLIENT)/node_modules $(CLIENT)/dist

@@ -7,7 +7,7 @@ from pydantic import model_validator
 from api import presenters, throttling
 from api.idempotency import OPENAPI as IDEMPOTENCY_KEY
 from api.schemas import ErrorOut, IdIn, ListParams, PaymentOut, paginated
-from auction.models import DepositStatus
+from auction.models import DepositScope, DepositStatus
 from auction.services.deposits import deposit_request, deposits_for_user
 from auction.services.payments import payment_prepare
 
@@ -27,7 +27,7 @@ class DepositIn(Schema):
 
 class DepositOut(Schema):
     id: int
-    scope: str
+    scope: DepositScope
     lot_id: int | None
     special_id: int
     amount: int = Field(description="fen")

@@ -36,6 +36,22 @@ STATUS_CODES = {
 }
 
 
+# Answered outside the domain's exception classes (the handlers below).
+HANDLER_CODES = ("gateway_unavailable",)
+
+
+def error_codes() -> list[str]:
+    """Every ``code`` an answer can carry: the OpenAPI document's ``ErrorCode``, so a
+    typed client can switch on them and the contract check can find each one."""
+    codes = {code for code, _ in STATUS_CODES.values()} | set(HANDLER_CODES)
+    pending = [DomainError]
+    while pending:
+        error_class = pending.pop()
+        codes.add(error_class.code)
+        pending.extend(error_class.__subclasses__())
+    return sorted(codes)
+
+
 def error_body(code: str, message: str, detail: dict | None = None) -> dict:
     return {"code": code, "message": message, "detail": detail or {}}
 

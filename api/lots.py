@@ -10,13 +10,14 @@ from api.schemas import ErrorOut, ImageOut, LotSummaryOut
 from api.security import optional_user
 from auction import selectors
 from auction.errors import NotFound
+from auction.models import DepositStatus
 from auction.services.settlement import lots_settle_due
 
 router = Router(tags=["catalog"])
 
 
 class LotMyOut(Schema):
-    deposit_status: str | None
+    deposit_status: DepositStatus | None
     leading: bool
     auto_bid_max: int | None
     barred: bool = Field(description="Barred from this lot (an earlier default), or from every lot until ops lift it")

@@ -56,6 +56,13 @@ class AuctionAPI(NinjaAPI):
                         "description": description,
                         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}},
                     })
+        schema["components"]["schemas"]["ErrorCode"] = {
+            "title": "ErrorCode",
+            "type": "string",
+            "enum": errors.error_codes(),
+            "description": "Every code an error answer's `code` can hold (ErrorOut.code); switch on these, "
+            "and treat one not listed like its HTTP status.",
+        }
         if not settings.AUCTION_SANDBOX:
             # Absent with the sandbox off, as the paths themselves are (api/middleware.py).
             for path in [path for path in schema["paths"] if SANDBOX_PATH.fullmatch(path)]:

@@ -6,6 +6,7 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import Strict
 
+from auction.models import LotStatus, PaymentPurpose, PaymentStatus
 from auction.money import MAX_FEN
 
 # Numbers a client sends are JSON integers and nothing else (CONTRACT.md,
@@ -57,7 +58,8 @@ class LotSummaryOut(Schema):
     special_id: int
     title: str
     cover: ImageOut | None
-    status: str
+    # The model's choices, so the OpenAPI document names every value (CONTRACT "Status values").
+    status: LotStatus
     start_price: int = Field(description="fen")
     current_price: int = Field(description="fen; 0 before any bid")
     bid_count: int
@@ -80,8 +82,8 @@ class PaymentParamsOut(Schema):
 
 class PaymentOut(Schema):
     out_trade_no: str
-    purpose: str
+    purpose: PaymentPurpose
     amount: int = Field(description="fen")
-    status: str
+    status: PaymentStatus
     gateway: str
     params: PaymentParamsOut | None = Field(description="Hand to wx.requestPayment; null once paid or closed.")
