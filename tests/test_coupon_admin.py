@@ -11,7 +11,7 @@ from django.utils.translation import gettext
 
 from auction.models import Coupon, Event, UserCoupon
 from auction.services.coupons import coupon_claim, coupon_save
-from tests.conftest import assert_error
+from tests.conftest import assert_error, prefer_english
 from tests.factories import CouponFactory, SpecialFactory, UserFactory
 from tests.market import bidder, pay, won_order
 
@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def ops(client, django_user_model):
     admin = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-ops-12345")
+    # The refusals are checked in English, as an operator who picks it reads them (tests/test_translations.py: Chinese).
+    prefer_english(admin)
     client.force_login(admin)
     return client
 
