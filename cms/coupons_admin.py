@@ -14,6 +14,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.forms import WagtailAdminModelForm
@@ -61,47 +62,47 @@ class CouponForm(WagtailAdminModelForm):
         for name, (label, help_text) in COUPON_FIELD_TEXT.items():
             self.fields[name].label, self.fields[name].help_text = label, help_text
         self.fields["special"].queryset = Special.objects.order_by("-starts_at", "-id")
-        self.fields["special"].empty_label = _("Any special")
+        self.fields["special"].empty_label = gettext("Any special")
         if self.instance.pk:
-            self.fields["total"].help_text = _("%(issued)s already issued: the total cannot go below that.") % {"issued": self.instance.issued}
+            self.fields["total"].help_text = gettext("%(issued)s already issued: the total cannot go below that.") % {"issued": self.instance.issued}
             self.fields["title"].help_text = SAVED_TERMS_NOTE
 
     def clean(self):
         data = super().clean()
         amount = data.get("amount")
         if amount is not None and amount <= 0:
-            self.add_error("amount", _("The amount off must be more than ¥0."))
+            self.add_error("amount", gettext("The amount off must be more than ¥0."))
         starts, ends = data.get("claim_starts_at"), data.get("claim_ends_at")
         if starts and ends and starts >= ends:
-            self.add_error("claim_ends_at", _("The claim window must end after it starts."))
+            self.add_error("claim_ends_at", gettext("The claim window must end after it starts."))
         self._clean_validity(data, starts)
         total = data.get("total")
         if total is not None:
             if total < 1:
-                self.add_error("total", _("The total quantity must be at least 1."))
+                self.add_error("total", gettext("The total quantity must be at least 1."))
             elif self.instance.pk and total < self.instance.issued:
-                self.add_error("total", _("%(issued)s already issued: the total cannot be less than that.") % {"issued": self.instance.issued})
+                self.add_error("total", gettext("%(issued)s already issued: the total cannot be less than that.") % {"issued": self.instance.issued})
         limit = data.get("per_user_limit")
         if limit is not None and limit < 1:
-            self.add_error("per_user_limit", _("The per-user limit must be at least 1."))
+            self.add_error("per_user_limit", gettext("The per-user limit must be at least 1."))
         return data
 
     def _clean_validity(self, data: dict, claim_starts_at) -> None:
         valid_from, valid_until, valid_days = data.get("valid_from"), data.get("valid_until"), data.get("valid_days")
         has_dates, has_days = bool(valid_from or valid_until), valid_days is not None
         if has_dates and has_days:
-            self.add_error("valid_days", _("Set the validity one way only: fixed dates, or a number of days after claiming, not both."))
+            self.add_error("valid_days", gettext("Set the validity one way only: fixed dates, or a number of days after claiming, not both."))
         elif not has_dates and not has_days:
-            self.add_error("valid_days", _("Set the validity: fixed dates (from and until), or a number of days after claiming."))
+            self.add_error("valid_days", gettext("Set the validity: fixed dates (from and until), or a number of days after claiming."))
         elif has_days:
             if valid_days < 1:
-                self.add_error("valid_days", _("Valid for at least 1 day."))
+                self.add_error("valid_days", gettext("Valid for at least 1 day."))
         elif not (valid_from and valid_until):
-            self.add_error("valid_until" if valid_from else "valid_from", _("Fixed validity needs both dates: from and until."))
+            self.add_error("valid_until" if valid_from else "valid_from", gettext("Fixed validity needs both dates: from and until."))
         elif valid_from >= valid_until:
-            self.add_error("valid_until", _("Valid until must be after valid from."))
+            self.add_error("valid_until", gettext("Valid until must be after valid from."))
         elif claim_starts_at and valid_until <= claim_starts_at:
-            self.add_error("valid_until", _("The coupon would expire before it can be claimed: end its validity after the claim window opens."))
+            self.add_error("valid_until", gettext("The coupon would expire before it can be claimed: end its validity after the claim window opens."))
 
 
 class CouponSaveMixin:
@@ -146,7 +147,7 @@ def _window(coupon: Coupon) -> str:
 
 def _validity(coupon: Coupon) -> str:
     if coupon.valid_days:
-        return _("%(days)s days after claiming") % {"days": coupon.valid_days}
+        return gettext("%(days)s days after claiming") % {"days": coupon.valid_days}
     return f"{timezone.localtime(coupon.valid_from):%Y-%m-%d %H:%M} – {timezone.localtime(coupon.valid_until):%Y-%m-%d %H:%M}"
 
 

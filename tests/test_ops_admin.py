@@ -290,13 +290,13 @@ def test_query_now_closes_an_expired_payment_the_gateway_says_is_unpaid(ops, mar
     # while the window is open the bidder may be paying: refused, nothing changes
     response = ops.post(url, follow=True)
     payment.refresh_from_db()
-    assert payment.status == "created" and "may still be paying" in response.content.decode()
+    assert payment.status == "created" and "买家可能仍在支付" in response.content.decode()
     # once it has passed
     Payment.objects.filter(pk=payment.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert url in ops.get(reverse("market_payments:inspect", args=(payment.pk,))).content.decode()
     response = ops.post(url, follow=True)
     payment.refresh_from_db()
-    assert payment.status == "closed" and "has been closed" in response.content.decode()
+    assert payment.status == "closed" and "未付款，已关闭" in response.content.decode()
     assert Event.objects.filter(kind="payment.closed", payment=payment).count() == 1
 
 
