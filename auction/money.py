@@ -5,6 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext as _
 
 FEN_PER_YUAN = 100
 # 10 billion yuan: far above any lot, far below a 64-bit overflow.
@@ -21,19 +22,19 @@ def yuan_to_fen(value: str | Decimal | int) -> int:
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"“{value}” is not an amount in yuan") from None
+        raise ValueError(_("“%(value)s” is not an amount in yuan") % {"value": value}) from None
     if not amount.is_finite():
-        raise ValueError(f"“{value}” is not an amount in yuan")
+        raise ValueError(_("“%(value)s” is not an amount in yuan") % {"value": value})
     if amount > MAX_FEN:
         # Checked before quantize, which overflows on numbers like 1e40.
-        raise ValueError("an amount this large is not plausible")
+        raise ValueError(_("an amount this large is not plausible"))
     if amount < 0:
-        raise ValueError("an amount cannot be negative")
+        raise ValueError(_("an amount cannot be negative"))
     if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError("an amount has at most two decimals (fen)")
+        raise ValueError(_("an amount has at most two decimals (fen)"))
     fen = int((amount * FEN_PER_YUAN).to_integral_value(rounding=ROUND_HALF_UP))
     if fen > MAX_FEN:
-        raise ValueError("an amount this large is not plausible")
+        raise ValueError(_("an amount this large is not plausible"))
     return fen
 
 
@@ -109,11 +110,11 @@ def percent_to_basis_points(value: str | Decimal | int) -> int:
     try:
         percent = Decimal(str(value).strip().rstrip("%").strip())
     except InvalidOperation:
-        raise ValueError(f"“{value}” is not a percentage") from None
+        raise ValueError(_("“%(value)s” is not a percentage") % {"value": value}) from None
     if not percent.is_finite() or not 0 <= percent <= 100:
-        raise ValueError("a percentage is between 0 and 100")
+        raise ValueError(_("a percentage is between 0 and 100"))
     if percent != percent.quantize(Decimal("0.01")):
-        raise ValueError("a percentage has at most two decimals")
+        raise ValueError(_("a percentage has at most two decimals"))
     return int(percent * BASIS_POINTS_PER_PERCENT)
 
 

@@ -17,10 +17,12 @@ from auction.models import (
     DepositStatus,
     Lot,
     LotImage,
+    Order,
     Refund,
     RefundStatus,
     Special,
     SpecialStatus,
+    User,
 )
 from auction.models.catalog import LOT_OUTCOMES
 
@@ -93,6 +95,15 @@ def mask_nickname(nickname: str) -> str:
     """张三丰 → 张**: enough to tell bidders apart, never who they are."""
     nickname = (nickname or "").strip()
     return (nickname[0] if nickname else "匿") + "**"
+
+
+def users_matching(text: str) -> QuerySet:
+    """Ids of the users ops mean by ``text``: part of a nickname or openid, or of
+    a name or phone they gave in a shipping address (users have no phone of
+    their own). A subquery, so a list filters by it without joining or duplicating rows."""
+    text = text.strip()
+    in_addresses = Order.objects.filter(address_text__icontains=text).values("user_id")
+    return User.objects.filter(Q(nickname__icontains=text) | Q(openid__icontains=text) | Q(pk__in=in_addresses)).values("pk")
 
 
 def lot_is_visible(*, lot_id: int) -> bool:

@@ -12,6 +12,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from auction.errors import DomainError
@@ -27,7 +29,7 @@ class QueryNow:
 
     model = None
     permission = ""
-    label = "Query the gateway now"
+    label = gettext_lazy("Query the gateway now")
 
     def why_not(self, obj) -> str:
         """Why the action does not apply to ``obj`` now; empty when it does."""
@@ -47,16 +49,19 @@ class RefundQueryNow(QueryNow):
 
     def why_not(self, refund: Refund) -> str:
         if refund.status != RefundStatus.PROCESSING:
-            return f"Refund {refund} is {refund.get_status_display()}: only a refund the gateway is processing can be queried."
+            return _("Refund %(refund)s is %(status)s: only a refund the gateway is processing can be queried.") % {
+                "refund": refund, "status": refund.get_status_display()}
         return ""
 
     def run(self, refund: Refund) -> tuple[int, str]:
         refund = refund_poll(refund_id=refund.pk)
         if refund.status == RefundStatus.SUCCEEDED:
-            return messages.SUCCESS, f"Refund {refund} succeeded."
+            return messages.SUCCESS, _("Refund %(refund)s succeeded.") % {"refund": refund}
         if refund.status == RefundStatus.FAILED:
-            return messages.ERROR, f"Refund {refund} failed at the gateway and needs ops."
-        return messages.WARNING, f"Refund {refund} is still processing (or the gateway could not be asked); the sweep keeps polling."
+            return messages.ERROR, _("Refund %(refund)s failed at the gateway and needs ops.") % {"refund": refund}
+        return messages.WARNING, _(
+            "Refund %(refund)s is still processing (or the gateway could not be asked); the sweep keeps polling."
+        ) % {"refund": refund}
 
 
 class PaymentQueryNow(QueryNow):
@@ -65,24 +70,24 @@ class PaymentQueryNow(QueryNow):
 
     def why_not(self, payment: Payment) -> str:
         if payment.status != PaymentStatus.CREATED:
-            return f"Payment {payment} is {payment.get_status_display()}: only an open payment can be queried."
+            return _("Payment %(payment)s is %(status)s: only an open payment can be queried.") % {
+                "payment": payment, "status": payment.get_status_display()}
         if payment.expires_at > timezone.now():
             # The service closes a payment the gateway reports unpaid; before
             # the window ends that would cut off a bidder who is paying now.
-            return (
-                f"Payment {payment} is open until {timezone.localtime(payment.expires_at):%Y-%m-%d %H:%M}; "
-                "the bidder may still be paying. It is queried when its window passes."
-            )
+            return _(
+                "Payment %(payment)s is open until %(until)s; the bidder may still be paying. It is queried when its window passes."
+            ) % {"payment": payment, "until": f"{timezone.localtime(payment.expires_at):%Y-%m-%d %H:%M}"}
         return ""
 
     def run(self, payment: Payment) -> tuple[int, str]:
         payment_reconcile(payment.pk)
         payment.refresh_from_db()
         if payment.status == PaymentStatus.PAID:
-            return messages.SUCCESS, f"Payment {payment} was paid at the gateway; it has been applied."
+            return messages.SUCCESS, _("Payment %(payment)s was paid at the gateway; it has been applied.") % {"payment": payment}
         if payment.status == PaymentStatus.CLOSED:
-            return messages.SUCCESS, f"Payment {payment} was not paid; it has been closed."
-        return messages.WARNING, f"Payment {payment} is unchanged (the gateway could not be asked); the sweep retries."
+            return messages.SUCCESS, _("Payment %(payment)s was not paid; it has been closed.") % {"payment": payment}
+        return messages.WARNING, _("Payment %(payment)s is unchanged (the gateway could not be asked); the sweep retries.") % {"payment": payment}
 
 
 def query_now_view(action: QueryNow, *, inspect_url_name: str):
@@ -120,11 +125,12 @@ class RefundRetry:
 
     model = Refund
     permission = "auction.change_refund"
-    label = "Retry refund"
+    label = gettext_lazy("Retry refund")
 
     def why_not(self, refund: Refund) -> str:
         if refund.status not in (RefundStatus.FAILED, RefundStatus.PENDING):
-            return f"Refund {refund} is {refund.get_status_display()}: only a failed refund, or one waiting to be sent, can be retried."
+            return _("Refund %(refund)s is %(status)s: only a failed refund, or one waiting to be sent, can be retried.") % {
+                "refund": refund, "status": refund.get_status_display()}
         return ""
 
     def is_available(self, obj, user) -> bool:
@@ -145,7 +151,8 @@ def refund_retry_view(action: RefundRetry, *, inspect_url_name: str):
             return redirect(inspect_url_name, pk)
         if request.method != "POST":
             return TemplateResponse(request, "cms/admin/refund_retry_confirm.html", {
-                "refund": refund, "header_title": f"Retry refund {refund}", "page_title": f"Retry refund {refund}",
+                "refund": refund, "header_title": _("Retry refund %(refund)s") % {"refund": refund},
+                "page_title": _("Retry refund %(refund)s") % {"refund": refund},
                 "header_icon": "resubmit", "inspect_url": reverse(inspect_url_name, args=(pk,)),
                 "amount": format_yuan(refund.amount),
             })
@@ -155,9 +162,10 @@ def refund_retry_view(action: RefundRetry, *, inspect_url_name: str):
             messages.warning(request, str(error))
             return redirect(inspect_url_name, pk)
         if refund.status == RefundStatus.PENDING:
-            messages.warning(request, f"Refund {refund} was not taken by the gateway ({refund.last_error[:200]}); the sweep retries it.")
+            messages.warning(request, _("Refund %(refund)s was not taken by the gateway (%(error)s); the sweep retries it.") % {
+                "refund": refund, "error": refund.last_error[:200]})
         else:
-            messages.success(request, f"Refund {refund} was sent again; it is {refund.get_status_display()}.")
+            messages.success(request, _("Refund %(refund)s was sent again; it is %(status)s.") % {"refund": refund, "status": refund.get_status_display()})
         return redirect(inspect_url_name, pk)
 
     return view

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def bar_chart(bars: list[Bar], *, title: str, name: str, width: int = 720, heigh
     grid = format_html(
         '<line x1="{}" y1="{}" x2="{}" y2="{}" class="chart-axis"/>'
         '<text x="{}" y="{}" class="chart-label">{}</text>',
-        left, top + plot_height, width - left, top + plot_height, left, top - 6, f"max {peak:,}",
+        left, top + plot_height, width - left, top + plot_height, left, top - 6, gettext("max %(peak)s") % {"peak": f"{peak:,}"},
     )
     body = mark_safe(grid + "".join(shapes))
     return format_html(

@@ -14,6 +14,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.forms import WagtailAdminModelForm
@@ -28,7 +29,24 @@ from cms import export_columns
 from cms.exports import ExportingIndexView
 from cms.ops import INSPECT_URL_NAMES, OpsInspectView, ReadOnlyViewSet, id_filter, money_column, since_filter
 
-SAVED_TERMS_NOTE = "Changes apply to coupons claimed from now on; coupons already claimed keep the terms they were claimed with."
+SAVED_TERMS_NOTE = _("Changes apply to coupons claimed from now on; coupons already claimed keep the terms they were claimed with.")
+
+
+# The form's words in the user's language; the model in ``auction`` names its fields in English.
+COUPON_FIELD_TEXT = {
+    "title": (_("Title"), ""),
+    "amount": (_("Amount off (yuan)"), _("Taken off what is left to pay after the deposit credit.")),
+    "min_amount": (_("Minimum order price (yuan)"), _("The hammer price must reach this; 0: no minimum.")),
+    "special": (_("Special"), _("Only for orders of lots in this special; empty: any order.")),
+    "total": (_("Total quantity"), _("How many can ever be claimed.")),
+    "per_user_limit": (_("Per-user limit"), _("How many one user may claim.")),
+    "claim_starts_at": (_("Claimable from"), ""),
+    "claim_ends_at": (_("Claimable until"), ""),
+    "valid_from": (_("Valid from"), ""),
+    "valid_until": (_("Valid until"), ""),
+    "valid_days": (_("Valid for days after claiming"), _("Instead of fixed dates: N days from the claim.")),
+    "enabled": (_("Enabled"), _("Off: nobody can claim it (coupons already claimed stay usable).")),
+}
 
 
 class CouponForm(WagtailAdminModelForm):
@@ -41,48 +59,50 @@ class CouponForm(WagtailAdminModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name, (label, help_text) in COUPON_FIELD_TEXT.items():
+            self.fields[name].label, self.fields[name].help_text = label, help_text
         self.fields["special"].queryset = Special.objects.order_by("-starts_at", "-id")
-        self.fields["special"].empty_label = "Any special"
+        self.fields["special"].empty_label = gettext("Any special")
         if self.instance.pk:
-            self.fields["total"].help_text = f"{self.instance.issued} already issued: the total cannot go below that."
+            self.fields["total"].help_text = gettext("%(issued)s already issued: the total cannot go below that.") % {"issued": self.instance.issued}
             self.fields["title"].help_text = SAVED_TERMS_NOTE
 
     def clean(self):
         data = super().clean()
         amount = data.get("amount")
         if amount is not None and amount <= 0:
-            self.add_error("amount", "The amount off must be more than ¥0.")
+            self.add_error("amount", gettext("The amount off must be more than ¥0."))
         starts, ends = data.get("claim_starts_at"), data.get("claim_ends_at")
         if starts and ends and starts >= ends:
-            self.add_error("claim_ends_at", "The claim window must end after it starts.")
+            self.add_error("claim_ends_at", gettext("The claim window must end after it starts."))
         self._clean_validity(data, starts)
         total = data.get("total")
         if total is not None:
             if total < 1:
-                self.add_error("total", "The total quantity must be at least 1.")
+                self.add_error("total", gettext("The total quantity must be at least 1."))
             elif self.instance.pk and total < self.instance.issued:
-                self.add_error("total", f"{self.instance.issued} already issued: the total cannot be less than that.")
+                self.add_error("total", gettext("%(issued)s already issued: the total cannot be less than that.") % {"issued": self.instance.issued})
         limit = data.get("per_user_limit")
         if limit is not None and limit < 1:
-            self.add_error("per_user_limit", "The per-user limit must be at least 1.")
+            self.add_error("per_user_limit", gettext("The per-user limit must be at least 1."))
         return data
 
     def _clean_validity(self, data: dict, claim_starts_at) -> None:
         valid_from, valid_until, valid_days = data.get("valid_from"), data.get("valid_until"), data.get("valid_days")
         has_dates, has_days = bool(valid_from or valid_until), valid_days is not None
         if has_dates and has_days:
-            self.add_error("valid_days", "Set the validity one way only: fixed dates, or a number of days after claiming, not both.")
+            self.add_error("valid_days", gettext("Set the validity one way only: fixed dates, or a number of days after claiming, not both."))
         elif not has_dates and not has_days:
-            self.add_error("valid_days", "Set the validity: fixed dates (from and until), or a number of days after claiming.")
+            self.add_error("valid_days", gettext("Set the validity: fixed dates (from and until), or a number of days after claiming."))
         elif has_days:
             if valid_days < 1:
-                self.add_error("valid_days", "Valid for at least 1 day.")
+                self.add_error("valid_days", gettext("Valid for at least 1 day."))
         elif not (valid_from and valid_until):
-            self.add_error("valid_until" if valid_from else "valid_from", "Fixed validity needs both dates: from and until.")
+            self.add_error("valid_until" if valid_from else "valid_from", gettext("Fixed validity needs both dates: from and until."))
         elif valid_from >= valid_until:
-            self.add_error("valid_until", "Valid until must be after valid from.")
+            self.add_error("valid_until", gettext("Valid until must be after valid from."))
         elif claim_starts_at and valid_until <= claim_starts_at:
-            self.add_error("valid_until", "The coupon would expire before it can be claimed: end its validity after the claim window opens.")
+            self.add_error("valid_until", gettext("The coupon would expire before it can be claimed: end its validity after the claim window opens."))
 
 
 class CouponSaveMixin:
@@ -127,7 +147,7 @@ def _window(coupon: Coupon) -> str:
 
 def _validity(coupon: Coupon) -> str:
     if coupon.valid_days:
-        return f"{coupon.valid_days} days after claiming"
+        return gettext("%(days)s days after claiming") % {"days": coupon.valid_days}
     return f"{timezone.localtime(coupon.valid_from):%Y-%m-%d %H:%M} – {timezone.localtime(coupon.valid_until):%Y-%m-%d %H:%M}"
 
 
@@ -236,6 +256,8 @@ class UserCouponViewSet(ReadOnlyViewSet):
         money_column("amount", _("Amount off")), "valid_until", "order", "claimed_at",
     ]
     filterset_class = UserCouponFilterSet
+    search_fields = ["title"]
+    user_search_field = "user"
     list_select_related = ("user", "order")
     inspect_view_fields = [
         "id", "coupon", "user", "shown_status", "title", "amount", "min_amount", "special", "valid_from", "valid_until",

@@ -17,11 +17,12 @@ from django.conf import settings
 from django.core.files.images import ImageFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from PIL import Image, ImageDraw, ImageFont
 from wagtail.images import get_image_model
 
 from auction import selectors
-from auction.models import Bid, Coupon, Lot, Order, Special, User
+from auction.models import Bid, Coupon, Lot, Order, Special, SpecialStatus, User
 from auction.money import FEN_PER_YUAN, format_yuan
 from auction.services.accounts import user_from_openid
 from auction.services.market_rows import market_rows_update
@@ -384,30 +385,28 @@ def demo_summary(result: DemoResult, *, now: datetime | None = None) -> list[str
     page_ids = [page.pk for page in result.special_pages]
     rows = selectors.specials_list(now=now).filter(page_id__in=page_ids)
     specials = sorted(rows, key=lambda row: page_ids.index(row.page_id))
-    lines = [
-        f"demo: seeded {len(specials)} specials, {result.lot_count} lots, {result.image_count} images, "
-        f"{len(result.bidders)} bidders"
-    ]
+    lines = [_("demo: seeded %(specials)s specials, %(lots)s lots, %(images)s images, %(bidders)s bidders") % {
+        "specials": len(specials), "lots": result.lot_count, "images": result.image_count, "bidders": len(result.bidders)}]
     for special in specials:
         status = special.status_at(now, closes_at=special.closes_at)
-        deposit = f", special deposit {format_yuan(special.deposit)}" if special.deposit else ""
+        deposit = _(", special deposit %(amount)s") % {"amount": format_yuan(special.deposit)} if special.deposit else ""
         ends = timezone.localtime(special.ends_at).strftime("%Y-%m-%d %H:%M")
-        lines.append(
-            f"  special {special.pk:<4} {status:<8} {special.title} ({special.lot_count} lots, ends {ends}{deposit})"
-        )
+        lines.append("  " + _("special %(id)s %(status)s %(title)s (%(lots)s lots, ends %(ends)s%(deposit)s)") % {
+            "id": f"{special.pk:<4}", "status": f"{SpecialStatus(status).label:<8}", "title": special.title,
+            "lots": special.lot_count, "ends": ends, "deposit": deposit})
     lines.extend(demo_coupons_summary(result.coupons))
     if result.defaulted:
-        lines.append(
-            f"  defaulted lot {result.defaulted.pk} ({result.defaulted.title}): re-auction it in the admin, "
+        lines.append("  " + _(
+            "defaulted lot %(id)s (%(title)s): re-auction it in the admin, "
             "Market > Re-auction (二拍) > Re-auction, pick the preview special, Re-auction"
-        )
-    lines.append("  bidders: " + ", ".join(f"{user.openid} ({user.nickname})" for user in result.bidders))
-    lines.append("Try:")
+        ) % {"id": result.defaulted.pk, "title": result.defaulted.title})
+    lines.append("  " + _("bidders: %(bidders)s") % {"bidders": ", ".join(f"{user.openid} ({user.nickname})" for user in result.bidders)})
+    lines.append(_("Try:"))
     api_base = settings.WAGTAILADMIN_BASE_URL.rstrip("/") + "/api/v1"
     lines.append(f"  curl {api_base}/specials")
     if specials:
         lines.append(f"  curl {api_base}/specials/{specials[0].pk}")
     login = f'{{"openid":"{BIDDERS[0][0]}"}}'
     lines.append(f"  curl -X POST {api_base}/auth/sandbox -H 'Content-Type: application/json' -d '{login}'")
-    lines.append(f"  curl {api_base}/coupons                 (the coupon centre; README: claim and pay with one)")
+    lines.append(f"  curl {api_base}/coupons                 " + _("(the coupon centre; README: claim and pay with one)"))
     return lines

@@ -8,6 +8,8 @@ of its three held by demo bidders, and the next claim takes the last one.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.utils.translation import gettext as _
+
 from auction.models import Coupon, Special, User
 from auction.money import FEN_PER_YUAN, format_yuan
 from auction.services.coupons import coupon_claim, coupon_save
@@ -63,10 +65,9 @@ def demo_coupons_seed(*, now: datetime, bidding_special: Special, bidders: list[
 def demo_coupons_summary(coupons: list[Coupon]) -> list[str]:
     lines = []
     for coupon in coupons:
-        minimum = f", order ≥ {format_yuan(coupon.min_amount)}" if coupon.min_amount else ""
-        scope = f", special {coupon.special_id} only" if coupon.special_id else ""
-        lines.append(
-            f"  coupon  {coupon.pk:<4} {coupon.title} ({format_yuan(coupon.amount)} off{minimum}{scope}; "
-            f"{coupon.remaining} of {coupon.total} left)"
-        )
+        minimum = _(", order ≥ %(amount)s") % {"amount": format_yuan(coupon.min_amount)} if coupon.min_amount else ""
+        scope = _(", special %(id)s only") % {"id": coupon.special_id} if coupon.special_id else ""
+        lines.append("  " + _("coupon %(id)s %(title)s (%(amount)s off%(minimum)s%(scope)s; %(remaining)s of %(total)s left)") % {
+            "id": f"{coupon.pk:<4}", "title": coupon.title, "amount": format_yuan(coupon.amount), "minimum": minimum, "scope": scope,
+            "remaining": coupon.remaining, "total": coupon.total})
     return lines

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.core.files.images import ImageFile
 from django.db import transaction
+from django.utils.translation import gettext as _
 from wagtail.images import get_image_model
 from wagtail.images.models import AbstractImage
 from wagtail.utils.file import hash_filelike
@@ -106,7 +107,7 @@ class _Row:
         value = self.raw(column)
         if value is None:
             if column in REQUIRED_COLUMNS:
-                self.error(column, "required")
+                self.error(column, _("required"))
             return default
         try:
             return parse(value)
@@ -124,14 +125,14 @@ def _header(cells: list[object], errors: list[tuple[int, str, str]]) -> dict[int
             continue
         if name not in COLUMNS:
             # A misspelt column would otherwise drop its values without a word.
-            errors.append((1, name, f"unknown column; the columns are {', '.join(COLUMNS)}"))
+            errors.append((1, name, _("unknown column; the columns are %(columns)s") % {"columns": ", ".join(COLUMNS)}))
         elif name in columns.values():
-            errors.append((1, name, "the column appears twice"))
+            errors.append((1, name, _("the column appears twice")))
         else:
             columns[index] = name
     for name in REQUIRED_COLUMNS:
         if name not in columns.values():
-            errors.append((1, name, "required column missing"))
+            errors.append((1, name, _("required column missing")))
     return columns
 
 
@@ -194,16 +195,20 @@ def _existing_titles(titles: list[str]) -> set[str]:
     return set(SpecialPage.objects.child_of(index).filter(title__in=titles).values_list("title", flat=True))
 
 
+def _row_error(row: int, column: str, message: str) -> str:
+    return _("row %(row)s: %(column)s: %(message)s") % {"row": row, "column": column, "message": message}
+
+
 def catalog_plan(path: Path) -> CatalogPlan:
     """Read and check the whole file; ImportRefused lists every error found."""
     path = Path(path)
     table = read_table(path)
     errors: list[tuple[int, str, str]] = []
     if not table:
-        raise ImportRefused([f"{path.name}: the file is empty; the first row names the columns."])
+        raise ImportRefused([_("%(file)s: the file is empty; the first row names the columns.") % {"file": path.name}])
     columns = _header(table[0], errors)
     if errors:
-        raise ImportRefused([f"row {row}: {column}: {message}" for row, column, message in errors])
+        raise ImportRefused([_row_error(row, column, message) for row, column, message in errors])
 
     specials: dict[str, SpecialPlan] = {}
     first_rows: dict[str, int] = {}  # a special's first row defines it, even when that row is bad
@@ -213,7 +218,7 @@ def catalog_plan(path: Path) -> CatalogPlan:
         values = {columns[index]: cell for index, cell in enumerate(cells) if index in columns}
         for index, cell in enumerate(cells):
             if index not in columns and cell_text(cell):
-                errors.append((number, f"column {index + 1}", "a value under no column name"))
+                errors.append((number, _("column %(number)s") % {"number": index + 1}, _("a value under no column name")))
         row = _Row(number, values, errors)
         special_title = row.read("special", parse_title)
         terms = _special_terms(row)
@@ -226,7 +231,7 @@ def catalog_plan(path: Path) -> CatalogPlan:
             special = specials[special_title] = SpecialPlan(number, special_title, terms)
         elif special is not None and terms is not None:
             for column in _disagreements(special.terms, terms):
-                row.error(column, f"differs from row {first_row}, the first row of special “{special_title}”")
+                row.error(column, _("differs from row %(row)s, the first row of special “%(special)s”") % {"row": first_row, "special": special_title})
         if special is not None and lot is not None:
             special.lots.append(lot)
 
@@ -235,14 +240,14 @@ def catalog_plan(path: Path) -> CatalogPlan:
             (
                 first_rows[title],
                 "special",
-                f"a special titled “{title}” already exists; rename it in the file or add its lots in the admin",
+                _("a special titled “%(title)s” already exists; rename it in the file or add its lots in the admin") % {"title": title},
             )
         )
     if not specials and not errors:
-        raise ImportRefused([f"{path.name}: no lots below the header row."])
+        raise ImportRefused([_("%(file)s: no lots below the header row.") % {"file": path.name}])
     if errors:
         errors.sort(key=lambda error: error[0])  # stable: a row's errors keep their column order
-        raise ImportRefused([f"row {row}: {column}: {message}" for row, column, message in errors])
+        raise ImportRefused([_row_error(row, column, message) for row, column, message in errors])
     return CatalogPlan(list(specials.values()))
 
 

@@ -27,6 +27,8 @@ from auction.selectors import mask_nickname, special_closes_at, special_settleme
 
 # The panel is a glance, not the ledger: the Deposits screen has the rest.
 DEPOSITS_SHOWN = 50
+# Who may see the winner as they are (ops and finance call them); editors see them masked, as bidders do.
+WINNER_PERMISSION = "auction.view_order"
 
 
 def _admin_url(name: str, *, args=(), query: str = "") -> str:
@@ -48,15 +50,30 @@ def _counts_by_status(deposits) -> list[dict]:
     ]
 
 
-def lot_market(*, page_id: int | None) -> dict:
-    """What the lot editor's Market panel shows; ``lot`` is None before the first publish."""
+def _winner(order: Order | None, viewer) -> dict | None:
+    if order is None:
+        return None
+    if viewer is None or not viewer.has_perm(WINNER_PERMISSION):
+        return {"is_masked": True, "nickname": mask_nickname(order.user.nickname)}
+    # The phone is the one the winner gave with the shipping address, once they paid.
+    return {
+        "is_masked": False, "nickname": order.user.nickname or order.user.get_username(), "openid": order.user.openid or "",
+        "phone": (order.address or {}).get("phone", ""), "user_id": order.user_id,
+    }
+
+
+def lot_market(*, page_id: int | None, viewer=None) -> dict:
+    """What the lot editor's Market panel shows; ``lot`` is None before the first publish.
+    ``viewer`` decides whether the winner is shown unmasked (``WINNER_PERMISSION``)."""
     lot = Lot.objects.select_related("special", "leader").filter(page_id=page_id).first() if page_id else None
     if lot is None:
         return {"lot": None}
     now = timezone.now()
     status = lot.status_at(now)
     deposits = Deposit.objects.filter(lot=lot, scope=DepositScope.LOT)
-    order = Order.objects.filter(lot=lot).only("pk", "order_no", "status").first()
+    order = Order.objects.filter(lot=lot).select_related("user").only(
+        "pk", "order_no", "status", "address", "user__nickname", "user__openid", "user__username"
+    ).first()
     return {
         "lot": lot,
         "status": status,
@@ -81,6 +98,7 @@ def lot_market(*, page_id: int | None) -> dict:
             special_id=lot.special_id, scope=DepositScope.SPECIAL, status=DepositStatus.HELD
         ).count(),
         "order": order,
+        "winner": _winner(order, viewer),
         "order_url": _admin_url("market_orders:inspect", args=(order.pk,)) if order else "",
         "bids_url": _admin_url("market_bids:index", query=f"lot={lot.pk}"),
         "events_url": _admin_url("market_events:index", query=f"lot={lot.pk}"),
@@ -88,7 +106,7 @@ def lot_market(*, page_id: int | None) -> dict:
     }
 
 
-def special_market(*, page_id: int | None) -> dict:
+def special_market(*, page_id: int | None, viewer=None) -> dict:
     """The special editor's summary; ``special`` is None before the first publish."""
     special = Special.objects.filter(page_id=page_id).first() if page_id else None
     if special is None:
@@ -123,7 +141,7 @@ class MarketPanel(Panel):
     template_name = ""
 
     @staticmethod
-    def market(*, page_id: int | None) -> dict:
+    def market(*, page_id: int | None, viewer=None) -> dict:
         raise NotImplementedError
 
     class BoundPanel(Panel.BoundPanel):
@@ -134,7 +152,9 @@ class MarketPanel(Panel):
         def get_context_data(self, parent_context=None):
             context = super().get_context_data(parent_context)
             # A page being created has no pk yet; it shows "not published yet".
-            context["market"] = self.panel.market(page_id=self.instance.pk if self.instance else None)
+            context["market"] = self.panel.market(
+                page_id=self.instance.pk if self.instance else None, viewer=getattr(self.request, "user", None)
+            )
             return context
 
 

@@ -8,6 +8,7 @@ page, and nothing here is read by the API.
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 from modelcluster.fields import ParentalKey
 from wagtail.admin.panels import (
     FieldPanel,
@@ -24,18 +25,19 @@ from wagtail.models import Orderable, Page
 from auction.money import BasisPointsField, FenField
 from auction.services import catalog
 from cms.market_panels import LotMarketPanel, SpecialMarketPanel
+from cms.page_forms import LotPageForm, SpecialPageForm
 from cms.rich_text import api_html
 
 
 class AuctionIndexPage(Page):
     intro = RichTextField(blank=True)
 
-    content_panels = Page.content_panels + [FieldPanel("intro")]
+    content_panels = Page.content_panels + [FieldPanel("intro", heading=_("Introduction"))]
     subpage_types = ["cms.SpecialPage"]
     max_count = 1
 
     class Meta:
-        verbose_name = "auction index"
+        verbose_name = _("auction index")
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
@@ -48,53 +50,55 @@ class SpecialPage(Page):
         "wagtailimages.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     description = RichTextField(blank=True)
-    preview_at = models.DateTimeField("preview opens", help_text="预展: lots are visible, bidding not yet open.")
-    starts_at = models.DateTimeField("bidding starts", help_text="Prices, deposits and times freeze at this moment.")
-    ends_at = models.DateTimeField("bidding ends", help_text="The first lot ends here.")
-    deposit = FenField("special-wide deposit (yuan)", default=0, help_text="One deposit for every lot; 0: not offered.")
+    preview_at = models.DateTimeField(_("preview opens"), help_text=_("预展: lots are visible, bidding not yet open."))
+    starts_at = models.DateTimeField(_("bidding starts"), help_text=_("Prices, deposits and times freeze at this moment."))
+    ends_at = models.DateTimeField(_("bidding ends"), help_text=_("The first lot ends here."))
+    deposit = FenField(_("special-wide deposit (yuan)"), default=0, help_text=_("One deposit for every lot; 0: not offered."))
     extension_seconds = models.PositiveIntegerField(
-        "anti-sniping window (seconds)", default=300,
-        help_text="A bid this close to a lot's end moves the end this far after the bid; 0: off.",
+        _("anti-sniping window (seconds)"), default=300,
+        help_text=_("A bid this close to a lot's end moves the end this far after the bid; 0: off."),
     )
     stagger_seconds = models.PositiveIntegerField(
-        "staggered ends (seconds)", default=0,
-        help_text="Lot k ends k × this after the special's end, so bidders can follow lots one by one; 0: off.",
+        _("staggered ends (seconds)"), default=0,
+        help_text=_("Lot k ends k × this after the special's end, so bidders can follow lots one by one; 0: off."),
     )
 
     buyer_premium_rate = BasisPointsField(
-        "buyer's premium (%)", default=0,
-        help_text="佣金: a percentage of the hammer price, up to two decimals, added to the winner's order; 0: none.",
+        _("buyer's premium (%)"), default=0,
+        help_text=_("佣金: a percentage of the hammer price, up to two decimals, added to the winner's order; 0: none."),
     )
     extension_cap_seconds = models.PositiveIntegerField(
-        "anti-sniping cap (seconds)", default=0,
-        help_text="Extensions never move a lot past its original end plus this; 0: no cap.",
+        _("anti-sniping cap (seconds)"), default=0,
+        help_text=_("Extensions never move a lot past its original end plus this; 0: no cap."),
     )
 
     content_panels = Page.content_panels + [
-        FieldPanel("cover"),
-        FieldPanel("description"),
+        FieldPanel("cover", heading=_("Cover image")),
+        FieldPanel("description", heading=_("Description")),
         MultiFieldPanel(
             [
                 FieldRowPanel([FieldPanel("preview_at"), FieldPanel("starts_at"), FieldPanel("ends_at")]),
                 FieldRowPanel([FieldPanel("deposit"), FieldPanel("extension_seconds"), FieldPanel("stagger_seconds")]),
                 FieldRowPanel([FieldPanel("buyer_premium_rate"), FieldPanel("extension_cap_seconds")]),
-                HelpPanel("Terms can change until bidding starts; after that only text and images can."),
+                HelpPanel(_("Terms can change until bidding starts; after that only text and images can.")),
             ],
-            heading="Terms",
+            heading=_("Terms"),
         ),
     ]
     edit_handler = TabbedInterface([
         ObjectList(content_panels, heading=gettext_lazy("Content")),
         # Read-only: what bids made of the published special.
-        ObjectList([SpecialMarketPanel(heading="Market summary")], heading="Market"),
+        ObjectList([SpecialMarketPanel(heading=_("Market summary"))], heading=_("Market")),
         ObjectList(Page.promote_panels, heading=gettext_lazy("Promote")),
         ObjectList(Page.settings_panels, heading=gettext_lazy("Settings")),
     ])
     parent_page_types = ["cms.AuctionIndexPage"]
     subpage_types = ["cms.LotPage"]
+    # Terms frozen by bidding are read-only, with the reason (cms.page_forms).
+    base_form_class = SpecialPageForm
 
     class Meta:
-        verbose_name = "special (专场)"
+        verbose_name = _("special (专场)")
 
     def terms(self) -> catalog.SpecialTerms:
         return catalog.SpecialTerms(
@@ -127,42 +131,43 @@ class SpecialPage(Page):
 
 class LotPage(Page):
     description = RichTextField(blank=True)
-    start_price = FenField("start price (yuan)")
-    reserve_price = FenField("reserve price (yuan)", default=0, help_text="0: no reserve; otherwise at least the start price.")
-    deposit = FenField("deposit (yuan)", default=0, help_text="保证金 for this lot; 0: none needed.")
+    start_price = FenField(_("start price (yuan)"))
+    reserve_price = FenField(_("reserve price (yuan)"), default=0, help_text=_("0: no reserve; otherwise at least the start price."))
+    deposit = FenField(_("deposit (yuan)"), default=0, help_text=_("保证金 for this lot; 0: none needed."))
     increment = FenField(
-        "fixed increment (yuan)", default=0,
-        help_text="0: the default ladder (¥50 under ¥1,000 … ¥10,000 above ¥1,000,000).",
+        _("fixed increment (yuan)"), default=0,
+        help_text=_("0: the default ladder (¥50 under ¥1,000 … ¥10,000 above ¥1,000,000)."),
     )
     buy_now_price = FenField(
-        "buy-now price (yuan)", default=0,
-        help_text="一口价: a bidder may end the lot at once at this price; above the start and the reserve; 0: none.",
+        _("buy-now price (yuan)"), default=0,
+        help_text=_("一口价: a bidder may end the lot at once at this price; above the start and the reserve; 0: none."),
     )
 
     content_panels = Page.content_panels + [
-        MultipleChooserPanel("gallery_images", label="Images", chooser_field_name="image"),
-        FieldPanel("description"),
+        MultipleChooserPanel("gallery_images", label=_("Images"), chooser_field_name="image"),
+        FieldPanel("description", heading=_("Description")),
         MultiFieldPanel(
             [
                 FieldRowPanel([FieldPanel("start_price"), FieldPanel("reserve_price")]),
                 FieldRowPanel([FieldPanel("deposit"), FieldPanel("increment"), FieldPanel("buy_now_price")]),
-                HelpPanel("Terms can change until the special's bidding starts; after that only text and images can."),
+                HelpPanel(_("Terms can change until the special's bidding starts; after that only text and images can.")),
             ],
-            heading="Terms",
+            heading=_("Terms"),
         ),
     ]
     edit_handler = TabbedInterface([
         ObjectList(content_panels, heading=gettext_lazy("Content")),
         # Read-only: price, leader, bids and deposits live on the market row, not the page.
-        ObjectList([LotMarketPanel(heading="Market state")], heading="Market"),
+        ObjectList([LotMarketPanel(heading=_("Market state"))], heading=_("Market")),
         ObjectList(Page.promote_panels, heading=gettext_lazy("Promote")),
         ObjectList(Page.settings_panels, heading=gettext_lazy("Settings")),
     ])
     parent_page_types = ["cms.SpecialPage"]
     subpage_types: list[str] = []
+    base_form_class = LotPageForm
 
     class Meta:
-        verbose_name = "lot (拍品)"
+        verbose_name = _("lot (拍品)")
 
     def terms(self) -> catalog.LotTerms:
         return catalog.LotTerms(
@@ -199,4 +204,4 @@ class LotPageImage(Orderable):
     image = models.ForeignKey("wagtailimages.Image", on_delete=models.CASCADE, related_name="+")
     caption = models.CharField(blank=True, max_length=250)
 
-    panels = [FieldPanel("image"), FieldPanel("caption")]
+    panels = [FieldPanel("image", heading=_("Image")), FieldPanel("caption", heading=_("Caption"))]

@@ -5,6 +5,8 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from wagtail.admin.filters import WagtailFilterSet
 
@@ -18,17 +20,17 @@ from cms.ops import ReadOnlyViewSet, id_filter
 class NotificationResend(QueryNow):
     model = Notification
     permission = "auction.change_notification"
-    label = "Resend"
+    label = gettext_lazy("Resend")
 
     def why_not(self, notification: Notification) -> str:
         if notification.status != NotificationStatus.FAILED:
-            return f"This message is {notification.status}: only a failed one can be resent."
+            return _("This message is %(status)s: only a failed one can be resent.") % {"status": notification.get_status_display()}
         return ""
 
     def run(self, notification: Notification) -> tuple[int, str]:
         if notification_resend(notification_id=notification.pk):
-            return messages.SUCCESS, "Queued again: the notifications job sends it within a minute."
-        return messages.WARNING, "It was no longer failed; nothing changed."
+            return messages.SUCCESS, _("Queued again: the notifications job sends it within a minute.")
+        return messages.WARNING, _("It was no longer failed; nothing changed.")
 
 
 def resend_view(action: NotificationResend, *, inspect_url_name: str):
@@ -53,8 +55,8 @@ def resend_view(action: NotificationResend, *, inspect_url_name: str):
 
 
 class NotificationFilterSet(WagtailFilterSet):
-    user = id_filter("user_id", "User id")
-    lot = id_filter("lot_id", "Lot id")
+    user = id_filter("user_id", gettext_lazy("User id"))
+    lot = id_filter("lot_id", gettext_lazy("Lot id"))
 
     class Meta:
         model = Notification
@@ -65,9 +67,11 @@ class NotificationViewSet(ReadOnlyViewSet):
     model = Notification
     name = "market_notifications"
     icon = "mail"
-    menu_label = "Notifications"
+    menu_label = gettext_lazy("Notifications")
     list_display = ["id", "kind", "user", "lot", "status", "attempts", "errcode", "last_error", "not_before", "sent_at"]
     filterset_class = NotificationFilterSet
+    search_fields = ["template_id", "last_error"]
+    user_search_field = "user"
     list_select_related = ("user", "lot")
     inspect_view_fields = [
         "id", "kind", "user", "lot", "object_id", "template_id", "status", "attempts", "errcode", "last_error",

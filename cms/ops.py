@@ -35,7 +35,8 @@ from auction.money import format_yuan
 from auction.selectors import mask_nickname
 from cms import export_columns
 from cms.admin_views import PaymentQueryNow, RefundQueryNow, RefundRetry, query_now_view, refund_retry_view
-from cms.exports import ExportingIndexView
+from cms.labels import ACTORS, actor_label, event_kind_label, gateway_label
+from cms.user_search import UserSearchIndexView
 
 # Enough history to settle a dispute on one row; the Events screen has all of it.
 EVENTS_SHOWN = 200
@@ -110,7 +111,8 @@ class OpsInspectView(InspectView):
         context = super().get_context_data(**kwargs)
         if self.event_field:
             context["events"] = [
-                {"event": event, "amount": _yuan_or_blank(event.amount), "url": reverse("market_events:inspect", args=(event.pk,))}
+                {"event": event, "kind": event_kind_label(event.kind), "actor": actor_label(event.actor),
+                 "amount": _yuan_or_blank(event.amount), "url": reverse("market_events:inspect", args=(event.pk,))}
                 for event in Event.objects.filter(**{self.event_field: self.object}).order_by("-id")[:EVENTS_SHOWN]
             ]
         if self.query_action and self.query_action.is_available(self.object, self.request.user):
@@ -129,8 +131,10 @@ class ReadOnlyViewSet(ModelViewSet):
 
     inspect_view_enabled = True
     inspect_view_class = OpsInspectView
-    # CSV and XLSX through Wagtail's list export, with the list's filters (cms.exports).
-    index_view_class = ExportingIndexView
+    # CSV and XLSX through Wagtail's list export, with the list's filters (cms.exports),
+    # and search by the row's user (cms.user_search).
+    index_view_class = UserSearchIndexView
+    user_search_field = ""
     export_columns: tuple = ()
     copy_view_enabled = False
     # The reference index would scan every new audit row for references on save.
@@ -162,7 +166,8 @@ class ReadOnlyViewSet(ModelViewSet):
     def get_index_view_kwargs(self, **kwargs):
         queryset = self.model._default_manager.select_related(*self.list_select_related)
         return super().get_index_view_kwargs(
-            queryset=queryset, export_columns=self.export_columns, page_title=self.menu_label, **kwargs
+            queryset=queryset, export_columns=self.export_columns, page_title=self.menu_label,
+            user_search_field=self.user_search_field, **kwargs
         )
 
     def get_inspect_view_kwargs(self, **kwargs):
@@ -243,8 +248,9 @@ class OrderViewSet(ReadOnlyViewSet):
         money_column("premium", _("Premium")), money_column("amount_due", _("Amount due"), sortable=False), "pay_deadline", "paid_at",
     ]
     filterset_class = OrderFilterSet
-    # Phone and name are found through the formatted shipping address.
-    search_fields = ["order_no", "user__nickname", "user__openid", "address_text"]
+    # This order's own address too: a name or phone given for a gift, not the buyer's.
+    search_fields = ["order_no", "address_text"]
+    user_search_field = "user"
     list_select_related = ("lot", "user")
     inspect_view_fields = [
         "order_no", "lot", "user", "status", "price", "premium", "deposit_credit", "coupon_discount", "amount_due",
@@ -290,7 +296,8 @@ class DepositViewSet(ReadOnlyViewSet):
         money_column("amount", _("Amount")), "status", "created_at",
     ]
     filterset_class = DepositFilterSet
-    search_fields = ["user__nickname", "user__openid"]
+    search_fields: list[str] = []
+    user_search_field = "user"
     list_select_related = ("user", "lot", "special")
     inspect_view_fields = ["id", "user", "scope", "special", "lot", "amount", "status", "payment", "created_at", "updated_at"]
     computed_fields = {"payment": (_("Payment"), lambda deposit: Payment.objects.filter(deposit=deposit).first())}
@@ -299,7 +306,7 @@ class DepositViewSet(ReadOnlyViewSet):
 
 
 class PaymentFilterSet(WagtailFilterSet):
-    gateway = django_filters.ChoiceFilter(choices=lambda: [(name, name) for name in GATEWAYS])
+    gateway = django_filters.ChoiceFilter(choices=lambda: [(name, gateway_label(name)) for name in GATEWAYS], label=_("Gateway"))
 
     class Meta:
         model = Payment
@@ -312,15 +319,23 @@ class PaymentViewSet(ReadOnlyViewSet):
     icon = "tag"
     menu_label = _("Payments")
     export_columns = export_columns.PAYMENTS
-    list_display = ["out_trade_no", "purpose", "user", money_column("amount", _("Amount")), "status", "gateway", "created_at", "paid_at"]
+    list_display = [
+        "out_trade_no", "purpose", "user", money_column("amount", _("Amount")), "status",
+        Column("gateway", label=_("Gateway"), accessor=lambda payment: gateway_label(payment.gateway), sort_key="gateway"),
+        "created_at", "paid_at",
+    ]
     filterset_class = PaymentFilterSet
-    search_fields = ["out_trade_no", "user__nickname", "user__openid"]
+    search_fields = ["out_trade_no", "transaction_id"]
+    user_search_field = "user"
     list_select_related = ("user",)
     inspect_view_fields = [
         "out_trade_no", "purpose", "user", "deposit", "order", "amount", "status", "gateway", "transaction_id",
         "refund", "expires_at", "created_at", "paid_at", "closed_at",
     ]
-    computed_fields = {"refund": (_("Refund"), lambda payment: Refund.objects.filter(payment=payment).first())}
+    computed_fields = {
+        "refund": (_("Refund"), lambda payment: Refund.objects.filter(payment=payment).first()),
+        "gateway": (_("Gateway"), lambda payment: gateway_label(payment.gateway)),
+    }
     money_fields = ("amount",)
     event_field = "payment"
     query_action = PaymentQueryNow()
@@ -350,7 +365,8 @@ class RefundViewSet(ReadOnlyViewSet):
         "out_refund_no", money_column("amount", _("Amount")), "reason", "status", "attempts", "created_at", "completed_at",
     ]
     filterset_class = RefundFilterSet
-    search_fields = ["out_refund_no", "payment__user__nickname", "payment__user__openid"]
+    search_fields = ["out_refund_no"]
+    user_search_field = "payment__user"
     list_select_related = ("payment__user",)
     inspect_view_fields = [
         "out_refund_no", "payment", "amount", "reason", "status", "gateway_refund_id", "attempts", "last_error",
@@ -365,7 +381,7 @@ class RefundViewSet(ReadOnlyViewSet):
 class EventFilterSet(WagtailFilterSet):
     # "refund" finds refund.created, refund.succeeded, ...: kinds are dotted.
     kind = django_filters.CharFilter(lookup_expr="startswith", label=_("Kind starts with"))
-    actor = django_filters.ChoiceFilter(choices=[(actor, actor) for actor in ("user", "job", "ops", "gateway", "system")])
+    actor = django_filters.ChoiceFilter(choices=list(ACTORS.items()), label=_("Actor"))
     lot = id_filter("lot_id", _("Lot id"))
     special = id_filter("special_id", _("Special id"))
     user = id_filter("user_id", _("User id"))
@@ -382,10 +398,23 @@ class EventViewSet(ReadOnlyViewSet):
     icon = "history"
     menu_label = _("Events")
     export_columns = export_columns.EVENTS
-    list_display = ["created_at", "kind", "actor", "user", "lot", "order", money_column("amount", _("Amount"))]
+    list_display = [
+        "created_at", Column("kind", label=_("Kind"), accessor=lambda event: event_kind_label(event.kind), sort_key="kind"),
+        Column("actor", label=_("Actor"), accessor=lambda event: actor_label(event.actor), sort_key="actor"),
+        "user", "lot", "order", money_column("amount", _("Amount")),
+    ]
     filterset_class = EventFilterSet
-    search_fields = ["kind", "user__nickname", "user__openid"]
+    search_fields = ["kind"]
+    user_search_field = "user"
     list_select_related = ("user", "lot", "order")
+    inspect_view_fields = [
+        "created_at", "kind_label", "actor_label", "user", "special", "lot", "deposit", "order", "payment", "refund",
+        "coupon", "user_coupon", "amount", "data",
+    ]
+    computed_fields = {
+        "kind_label": (_("Kind"), lambda event: event_kind_label(event.kind)),
+        "actor_label": (_("Actor"), lambda event: actor_label(event.actor)),
+    }
     money_fields = ("amount",)
 
 
@@ -413,7 +442,8 @@ class BidViewSet(ReadOnlyViewSet):
         BooleanColumn("is_auto", label=_("Proxy")), "created_at",
     ]
     filterset_class = BidFilterSet
-    search_fields = ["user__nickname", "user__openid"]
+    search_fields: list[str] = []
+    user_search_field = "user"
     list_select_related = ("lot", "user")
     # Masked as bidders see each other; the user id is enough to find them in Events.
     inspect_view_fields = ["lot", "bidder", "user_id", "price", "is_auto", "created_at"]

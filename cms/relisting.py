@@ -4,6 +4,7 @@ into a special not yet bidding; the rules and the record are
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from auction.models import Lot, Special
 from auction.services.catalog import LotTerms
@@ -19,7 +20,7 @@ def relist(*, lot_id: int, special_page_id: int, start_price: int, reserve_price
         special = Special.objects.get(page_id=special_page.pk)
         old_page = LotPage.objects.filter(pk=old.page_id).first() if old.page_id else None
         if old_page is None:
-            raise ValidationError({"__all__": f"Lot “{old.title}” has no page to copy its text and images from."})
+            raise ValidationError({"__all__": _("Lot “%(lot)s” has no page to copy its text and images from.") % {"lot": old.title}})
         buy_now = old_page.buy_now_price if old_page.buy_now_price > max(start_price, reserve_price) else 0
         terms = LotTerms(start_price=start_price, reserve_price=reserve_price, deposit=old_page.deposit,
                          increment=old_page.increment, buy_now_price=buy_now)

@@ -11,13 +11,15 @@ EDITOR, OPERATOR, FINANCE = "编辑", "运营", "财务"
 MODEL_PERMISSIONS: dict[str, tuple[str, ...]] = {
     # Pages and images only: the page tree and the image library (below), nothing of the market.
     EDITOR: ("wagtailadmin.access_admin",),
-    # Coupons, orders and their fulfilment (ship, extend, cancel: change_order); what they need to read around them.
+    # Coupons, orders and their fulfilment (ship, extend, cancel: change_order), the house rules; what they need to read around them.
     OPERATOR: (
         "wagtailadmin.access_admin",
         "auction.view_order", "auction.change_order",
         "auction.view_coupon", "auction.add_coupon", "auction.change_coupon",
         "auction.view_usercoupon",
         "auction.view_deposit", "auction.view_bid", "auction.view_event",
+        # The house rules: re-auction (二拍) and lifting a defaulter's bar (cms.rules_admin).
+        "auction.change_lot",
         # Market → Jobs, and retrying a failed task.
         "django_q.view_schedule", "django_q.view_ormq", "django_q.view_success", "django_q.view_failure", "django_q.change_failure",
     ),

@@ -46,14 +46,23 @@ def register_house_rules_urls():
     return urlpatterns()
 
 
+class HouseRulesMenuItem(MenuItem):
+    """Shown only to who may use the house rules (cms.rules_admin): an editor has no use for a link they cannot open."""
+
+    def is_shown(self, request):
+        from cms.rules_admin import may_use_house_rules
+
+        return may_use_house_rules(request.user)
+
+
 @hooks.register(MarketViewSetGroup.submenu_hook)
 def register_relist_menu_item():
-    return MenuItem(_("Re-auction (二拍)"), reverse("house_rules_relist_index"), name="relist", icon_name="redirect", order=800)
+    return HouseRulesMenuItem(_("Re-auction (二拍)"), reverse("house_rules_relist_index"), name="relist", icon_name="redirect", order=800)
 
 
 @hooks.register(MarketViewSetGroup.submenu_hook)
 def register_barred_menu_item():
-    return MenuItem(_("Barred bidders"), reverse("house_rules_barred"), name="barred", icon_name="lock", order=810)
+    return HouseRulesMenuItem(_("Barred bidders"), reverse("house_rules_barred"), name="barred", icon_name="lock", order=810)
 
 
 # The dashboard (Market → Overview and the home page panel) registers its own hooks.

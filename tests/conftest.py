@@ -12,6 +12,25 @@ from tests.factories import UserFactory
 from tests.notify_helpers import wechat  # noqa: F401  (the fake WeChat for subscribe messages, a fixture)
 
 
+@pytest.fixture
+def english():
+    """What people read in English (``LANGUAGE_CODE`` is zh-hans): for tests that check English wording,
+    as someone who picks English sees it; tests/test_translations.py checks the Chinese."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+def prefer_english(user) -> None:
+    """The admin in English for ``user``, as Wagtail's account settings set it."""
+    from wagtail.users.models import UserProfile
+
+    profile = UserProfile.get_for_user(user)
+    profile.preferred_language = "en"
+    profile.save()
+
+
 @pytest.fixture(autouse=True)
 def media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -11,7 +11,8 @@ from cms.models import LotPageImage
 from tests.factories import ImageFactory, UserFactory
 from tests.pages import lot_page, publish, special_page
 
-pytestmark = pytest.mark.django_db
+# English wording checked here, as someone who picks English reads it (tests/test_translations.py: Chinese).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def test_publishing_a_special_and_lot_writes_their_market_rows():
@@ -74,8 +75,14 @@ def test_terms_freeze_when_bidding_opens_and_the_editor_is_told_why():
     with pytest.raises(ValidationError) as refused:
         page.full_clean()
     assert "start_price" in refused.value.message_dict
-    assert "Bidding opened at" in refused.value.message_dict["start_price"][0]
-    assert "frozen at ¥1,000" in refused.value.message_dict["start_price"][0]
+    message = refused.value.message_dict["start_price"][0]
+    assert "Bidding opened at" in message and "frozen at ¥1,000" in message
+    # no one has bid: the refusal does not say bids were made
+    assert "bids were made" not in message and "can bid at any moment" in message
+    Lot.objects.filter(page_id=page.pk).update(bid_count=3)
+    with pytest.raises(ValidationError) as refused:
+        page.full_clean()
+    assert "bids were made against this term" in refused.value.message_dict["start_price"][0]
 
 
 def test_text_and_images_stay_editable_after_bidding_opens():

@@ -11,7 +11,7 @@ from django.utils.translation import gettext
 
 from auction.models import Coupon, Event, UserCoupon
 from auction.services.coupons import coupon_claim, coupon_save
-from tests.conftest import assert_error
+from tests.conftest import assert_error, prefer_english
 from tests.factories import CouponFactory, SpecialFactory, UserFactory
 from tests.market import bidder, pay, won_order
 
@@ -23,6 +23,13 @@ def ops(client, django_user_model):
     admin = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-ops-12345")
     client.force_login(admin)
     return client
+
+
+@pytest.fixture
+def ops_in_english(ops, django_user_model):
+    """The refusals are checked in English, as an operator who picks it reads them (tests/test_translations.py: Chinese)."""
+    prefer_english(django_user_model.objects.get(username="ops"))
+    return ops
 
 
 def _local(moment) -> str:
@@ -98,7 +105,8 @@ NOW = timezone.now()
         ({"per_user_limit": "0"}, "per_user_limit", "The per-user limit must be at least 1."),
     ],
 )
-def test_bad_terms_are_refused_with_a_clear_message(ops, fields, field, message):
+def test_bad_terms_are_refused_with_a_clear_message(ops_in_english, fields, field, message):
+    ops = ops_in_english
     errors = errors_of(ops.post(reverse("market_coupons:add"), coupon_form(**fields)))
     assert any(message in text for text in errors.get(field, [])), errors
     assert not Coupon.objects.exists()
@@ -107,7 +115,8 @@ def test_bad_terms_are_refused_with_a_clear_message(ops, fields, field, message)
 # --- edit -------------------------------------------------------------------------------
 
 
-def test_the_total_cannot_go_below_what_was_issued(ops):
+def test_the_total_cannot_go_below_what_was_issued(ops_in_english):
+    ops = ops_in_english
     coupon = CouponFactory(total=10)
     claim_some(coupon, 4)
     errors = errors_of(ops.post(reverse("market_coupons:edit", args=(coupon.pk,)), coupon_form(total="3")))
@@ -117,7 +126,8 @@ def test_the_total_cannot_go_below_what_was_issued(ops):
     assert (coupon.total, coupon.issued) == (4, 4)
 
 
-def test_claims_landing_while_the_form_is_saved_are_a_form_error_not_a_500(ops, monkeypatch):
+def test_claims_landing_while_the_form_is_saved_are_a_form_error_not_a_500(ops_in_english, monkeypatch):
+    ops = ops_in_english
     # given: the form validates against 3 issued, then 2 more are claimed before it saves
     coupon = CouponFactory(total=10)
     claim_some(coupon, 3)

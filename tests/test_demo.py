@@ -12,7 +12,8 @@ from cms.models import LotPage, SpecialPage
 from tests.conftest import ApiClient, assert_error
 from tests.market import ADDRESS, bid, hammer, pay_deposit, sweep
 
-pytestmark = pytest.mark.django_db
+# English wording checked here, as someone who picks English reads it (tests/test_translations.py: Chinese).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def run(command: str) -> str:

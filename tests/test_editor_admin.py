@@ -59,10 +59,10 @@ def test_an_editor_types_yuan_and_the_market_stores_fen(editor):
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"reserve_price": "1000"}, "reserve_price", "cannot be below the start price"),
+        ({"reserve_price": "1000"}, "reserve_price", "不能低于起拍价"),
         ({"start_price": "12.345"}, "start_price", ""),
         ({"deposit": "-5"}, "deposit", ""),
-        ({"start_price": "0"}, "start_price", "more than 0"),
+        ({"start_price": "0"}, "start_price", "必须大于 0"),
     ],
 )
 def test_bad_terms_are_refused_with_a_clear_message(editor, fields, field, message):
@@ -92,18 +92,50 @@ def test_special_times_out_of_order_are_refused_in_the_form(editor):
     assert not SpecialPage.objects.filter(slug="winter").exists()
 
 
-def test_frozen_terms_are_refused_in_the_form_and_text_still_saves(editor):
+def test_frozen_terms_are_read_only_with_the_reason_and_text_still_saves(editor):
+    # given: a lot whose special opened bidding five minutes ago, with no bid yet
     special = special_page()
     page = lot_page(special, start_price=100_000)
     Special.objects.filter(page_id=special.pk).update(starts_at=timezone.now() - timedelta(minutes=5))
     url = reverse("wagtailadmin_pages:edit", args=(page.pk,))
-    refused = editor.post(url, _lot_form(slug=page.slug, start_price="900"))
-    assert refused.status_code == 200
-    assert "frozen" in " ".join(refused.context["form"].errors["start_price"])
+    # when: the editor opens the page
+    shown = editor.get(url)
+    # then: every term is disabled, its help text says why, and it does not claim bids that do not exist
+    form = shown.context["form"]
+    for name in ("start_price", "reserve_price", "deposit", "increment", "buy_now_price"):
+        assert form.fields[name].disabled, name
+    reason = str(form.fields["start_price"].help_text)
+    assert "开拍" in reason and "已冻结" in reason and "已有出价" not in reason and "随时可能出价" in reason
+    assert reason in shown.content.decode()
+    assert 'name="start_price"' in shown.content.decode() and 'value="1000.00"' in shown.content.decode()
 
-    accepted = editor.post(url, _lot_form(slug=page.slug, title="更正后的标题", start_price="1000"))
+    # when: a request posts another start price with a corrected title
+    accepted = editor.post(url, _lot_form(slug=page.slug, title="更正后的标题", start_price="900"))
+    # then: nothing is refused; the text is published and the price stays the market's
     assert accepted.status_code == 302
-    assert Lot.objects.get(page_id=page.pk).title == "更正后的标题"
+    lot = Lot.objects.get(page_id=page.pk)
+    assert (lot.title, lot.start_price) == ("更正后的标题", 100_000)
+    assert LotPage.objects.get(pk=page.pk).start_price == 100_000
+
+    # once someone has bid, the reason says so
+    Lot.objects.filter(page_id=page.pk).update(bid_count=1)
+    assert "已有出价" in str(editor.get(url).context["form"].fields["start_price"].help_text)
+
+
+def test_a_special_shows_its_frozen_times_and_premium_read_only(editor):
+    special = special_page()
+    lot_page(special)
+    Special.objects.filter(page_id=special.pk).update(starts_at=timezone.now() - timedelta(minutes=5))
+    form = editor.get(reverse("wagtailadmin_pages:edit", args=(special.pk,))).context["form"]
+    for name in ("preview_at", "starts_at", "ends_at", "deposit", "extension_seconds", "buyer_premium_rate"):
+        assert form.fields[name].disabled and "已冻结" in str(form.fields[name].help_text), name
+    assert not form.fields["title"].disabled
+
+
+def test_terms_stay_editable_before_bidding_opens(editor):
+    page = lot_page(special_page())
+    form = editor.get(reverse("wagtailadmin_pages:edit", args=(page.pk,))).context["form"]
+    assert not form.fields["start_price"].disabled
 
 
 def test_saving_a_draft_leaves_the_market_alone_and_preview_renders_it(editor):

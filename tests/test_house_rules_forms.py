@@ -58,7 +58,7 @@ def test_a_buy_now_price_not_above_the_start_and_reserve_is_refused(editor):  # 
     url = reverse("wagtailadmin_pages:add", args=("cms", "lotpage", special.pk))
     response = editor.post(url, _lot_form(reserve_price="2000", buy_now_price="2000"))
     assert response.status_code == 200
-    assert "must be above the start price and the reserve" in " ".join(response.context["form"].errors["buy_now_price"])
+    assert "必须高于起拍价和保留价" in " ".join(response.context["form"].errors["buy_now_price"])
 
     response = editor.post(url, _lot_form(reserve_price="2000", buy_now_price="3000.50"))
     assert response.status_code == 302
@@ -78,7 +78,7 @@ def test_the_import_reads_premium_cap_and_buy_now_columns(tmp_path):
     assert (lot.special.buyer_premium_rate, lot.special.extension_cap_seconds, lot.buy_now_price) == (1550, 900, 800_000)
 
 
-def test_the_import_refuses_bad_new_columns_by_row(tmp_path):
+def test_the_import_refuses_bad_new_columns_by_row(tmp_path, english):
     path = write_csv(
         tmp_path, SPRING + ",15.555,,青花瓷瓶,1200,,,,8000,,", SPRING + ",15.555,,粉彩盘,1200,1500,,,1500,,", header=RULES_HEADER
     )

@@ -16,7 +16,8 @@ from cms.models import LotPage, SpecialPage
 from tests.factories import png_file
 from tests.pages import special_page
 
-pytestmark = pytest.mark.django_db
+# English wording checked here, as someone who picks English reads it (tests/test_translations.py: Chinese).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 HEADER = (
     "special,preview_at,starts_at,ends_at,special_deposit,extension_seconds,"

@@ -76,9 +76,9 @@ def test_the_lot_editor_shows_the_market_state_and_writes_nothing(ops):
     # then
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'data-market-panel="lot"' in html and "Market state" in html
+    assert 'data-market-panel="lot"' in html and "市场状态" in html
     assert "¥1,234.56" in html and "张**" in html and "张三丰" not in html
-    assert "李**" in html and "¥500" in html and "held: 1" in html
+    assert "李**" in html and "¥500" in html and "保证金冻结中: 1" in html
     assert "预展" in html  # the special's bidding starts in an hour
     assert f"{reverse('market_bids:index')}?lot={lot.pk}" in html
     assert f"{reverse('market_events:index')}?lot={lot.pk}" in html
@@ -91,10 +91,10 @@ def test_a_lot_never_published_renders_with_no_market_yet(ops):
     assert not Lot.objects.filter(page_id=page.pk).exists()
 
     edit = ops.get(reverse("wagtailadmin_pages:edit", args=(page.pk,)))
-    assert edit.status_code == 200 and "Not published yet" in edit.content.decode()
+    assert edit.status_code == 200 and "尚未发布" in edit.content.decode()
 
     add = ops.get(reverse("wagtailadmin_pages:add", args=("cms", "lotpage", special.pk)))
-    assert add.status_code == 200 and "Not published yet" in add.content.decode()
+    assert add.status_code == 200 and "尚未发布" in add.content.decode()
     assert not Lot.objects.filter(page_id=page.pk).exists()  # looking made no market row
 
 
@@ -107,13 +107,13 @@ def test_the_special_editor_shows_a_market_summary(ops):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'data-market-panel="special"' in html and "2 (2 published)" in html and "预展" in html
+    assert 'data-market-panel="special"' in html and "2（已发布 2）" in html and "预展" in html
 
 
 def test_a_special_never_published_renders(ops):
     special = special_page(publish_now=False)
     response = ops.get(reverse("wagtailadmin_pages:edit", args=(special.pk,)))
-    assert response.status_code == 200 and "Not published yet" in response.content.decode()
+    assert response.status_code == 200 and "尚未发布" in response.content.decode()
 
 
 # --- ops screens ----------------------------------------------------------------
@@ -290,13 +290,13 @@ def test_query_now_closes_an_expired_payment_the_gateway_says_is_unpaid(ops, mar
     # while the window is open the bidder may be paying: refused, nothing changes
     response = ops.post(url, follow=True)
     payment.refresh_from_db()
-    assert payment.status == "created" and "may still be paying" in response.content.decode()
+    assert payment.status == "created" and "买家可能仍在支付" in response.content.decode()
     # once it has passed
     Payment.objects.filter(pk=payment.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert url in ops.get(reverse("market_payments:inspect", args=(payment.pk,))).content.decode()
     response = ops.post(url, follow=True)
     payment.refresh_from_db()
-    assert payment.status == "closed" and "has been closed" in response.content.decode()
+    assert payment.status == "closed" and "未付款，已关闭" in response.content.decode()
     assert Event.objects.filter(kind="payment.closed", payment=payment).count() == 1
 
 
@@ -309,3 +309,36 @@ def _staff_with(django_user_model, *codenames):
         *Permission.objects.filter(content_type__app_label="auction", codename__in=codenames),
     )
     return user
+
+
+def test_the_lot_market_tab_shows_the_winner_unmasked_to_ops_and_masked_to_editors(ops, django_user_model):
+    from auction.models import Special
+    from auction.services.settlement import lot_settle
+    from cms.market_panels import lot_market
+    from tests.market import pay
+    from tests.test_roles import member_of
+
+    # given: a lot page won by 张三丰, who gave his phone with the shipping address when paying
+    special = special_page()
+    page = lot_page(special, deposit=0)
+    Special.objects.filter(page_id=special.pk).update(starts_at=timezone.now() - timedelta(minutes=5))
+    lot = Lot.objects.get(page_id=page.pk)
+    winner = bidder(Client(), "张三丰")
+    assert bid(winner, lot.pk, 100_000).status_code == 201
+    hammer(lot)
+    lot_settle(lot_id=lot.pk)
+    assert pay(winner, Order.objects.get(lot=lot)).status_code == 200
+    url = reverse("wagtailadmin_pages:edit", args=(page.pk,))
+    # then: ops see who won, with openid and phone, on the Market tab
+    html = ops.get(url).content.decode()
+    assert 'data-winner="unmasked"' in html and "张三丰" in html and winner.user.openid in html and "13800000000" in html
+    # and so do 运营 and 财务 (they cannot edit pages; the tab's rule is the panel's)
+    unmasked = {"is_masked": False, "nickname": "张三丰", "openid": winner.user.openid, "phone": "13800000000", "user_id": winner.user.pk}
+    for role in ("运营", "财务"):
+        member_of(role, django_user_model)
+        staff = django_user_model.objects.get(username=f"staff-{role}")
+        assert lot_market(page_id=page.pk, viewer=staff)["winner"] == unmasked, role
+    # and an editor sees the winner masked, as bidders see each other
+    html = member_of("编辑", django_user_model).get(url).content.decode()
+    assert 'data-winner="masked"' in html and "张**" in html
+    assert "张三丰" not in html and winner.user.openid not in html and "13800000000" not in html

@@ -112,8 +112,44 @@ def test_lists_are_searched_by_nickname_openid_and_phone(ops, buyer):
     for text in ("阿甲", buyer.user.openid, "13800000000"):
         html = ops.get(url, {"q": text}).content.decode()
         assert order.order_no in html and other.order_no not in html, text
-    for screen in ("market_deposits", "market_payments", "market_refunds", "market_events", "market_bids"):
-        assert ops.get(reverse(f"{screen}:index"), {"q": "阿甲"}).status_code == 200
+
+
+# Each Market list with rows of a user, and how a row names its user.
+USER_LISTS = {
+    "market_orders": lambda row: row.user_id, "market_deposits": lambda row: row.user_id,
+    "market_payments": lambda row: row.user_id, "market_refunds": lambda row: row.payment.user_id,
+    "market_events": lambda row: row.user_id, "market_bids": lambda row: row.user_id,
+    "market_user_coupons": lambda row: row.user_id, "market_notifications": lambda row: row.user_id,
+}
+
+
+def test_every_market_list_finds_a_users_rows_by_nickname_openid_and_phone(ops, buyer):
+    from auction.models import Notification
+    from auction.services.settlement import lot_settle
+    from tests.factories import LotFactory
+    from tests.market import bid, hammer, pay_deposit, sweep
+
+    # given: 阿甲 won one lot (deposit credited, paid with his phone in the address), was outbid on another
+    # (deposit refunded), claimed a coupon and has a message; 贝乙 has rows of every kind too
+    other = bidder(Client(), "贝乙")
+    paid(buyer, won_order(buyer, deposit=50_000))
+    lost = LotFactory(deposit=50_000)
+    for api, price in ((buyer, 100_000), (other, 110_000)):
+        pay_deposit(api, lot_id=lost.pk)
+        assert bid(api, lost.pk, price).status_code == 201
+    hammer(lost)
+    lot_settle(lot_id=lost.pk)
+    sweep()
+    coupon = CouponFactory()
+    for api in (buyer, other):
+        assert api.post(f"/coupons/{coupon.pk}/claim").status_code == 201
+        Notification.objects.create(user=api.user, kind="won", object_id=1, not_before=timezone.now(), status="failed")
+    # when / then: each list, searched by his nickname, openid or phone, shows his rows and only his
+    for screen, user_of in USER_LISTS.items():
+        for text in ("阿甲", buyer.user.openid, "13800000000"):
+            response = ops.get(reverse(f"{screen}:index"), {"q": text})
+            rows = list(response.context["object_list"])
+            assert rows and {user_of(row) for row in rows} == {buyer.user.pk}, (screen, text)
 
 
 def test_the_order_list_filters_by_fulfilment_status(ops, buyer):

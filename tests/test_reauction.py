@@ -93,17 +93,17 @@ def test_relisting_twice_a_sold_lot_a_bidding_special_or_too_deep_a_step_down_is
     Lot.objects.filter(pk=old.pk).update(status="unsold")
 
     too_deep = _relist(editor, old, new_special, reserve_price="1599.99")
-    assert too_deep.status_code == 200 and "at most 20 %" in " ".join(too_deep.context["form"].errors["reserve_price"])
+    assert too_deep.status_code == 200 and "最多下调 20%" in " ".join(too_deep.context["form"].errors["reserve_price"])
     bidding = _relist(editor, old, old_special)  # not offered: it is bidding
     assert bidding.status_code == 200 and "special" in bidding.context["form"].errors
     assert _relist(editor, old, new_special).status_code == 302
     again = editor.get(reverse("house_rules_relist", args=(old.pk,)), follow=True)
-    assert "already re-auctioned" in again.content.decode()
+    assert "已二拍为拍品" in again.content.decode()
     assert Lot.objects.filter(relisted_from=old).count() == 1
 
     sold = LotFactory(status="sold")
     refused = editor.get(reverse("house_rules_relist", args=(sold.pk,)), follow=True)
-    assert "only an unsold or defaulted lot" in refused.content.decode()
+    assert "只有流拍或逾期未付的拍品可以二拍" in refused.content.decode()
 
 
 def test_after_two_defaults_a_user_is_barred_everywhere_until_ops_lift_it_with_a_reason(editor, client, settings):  # noqa: F811
@@ -123,12 +123,19 @@ def test_after_two_defaults_a_user_is_barred_everywhere_until_ops_lift_it_with_a
 
     listing = editor.get(reverse("house_rules_barred"))
     assert f'data-lift="{me.user.pk}"'.encode() in listing.content
-    no_reason = editor.post(reverse("house_rules_barred"), {"user_id": me.user.pk, "reason": ""})
-    assert no_reason.status_code == 200 and User.objects.get(pk=me.user.pk).barred_at is not None
-    lifted = editor.post(reverse("house_rules_barred"), {"user_id": me.user.pk, "reason": "paid by bank transfer"})
+    # lifting is a confirmation page first: who, since when, the defaults behind the bar
+    lift_url = reverse("house_rules_bar_lift", args=(me.user.pk,))
+    confirmation = editor.get(lift_url)
+    assert confirmation.status_code == 200 and me.user.openid in confirmation.content.decode()
+    assert User.objects.get(pk=me.user.pk).barred_at is not None
+    no_reason = editor.post(lift_url, {"reason": "", "confirm": "on"})
+    unconfirmed = editor.post(lift_url, {"reason": "paid by bank transfer"})
+    assert no_reason.status_code == unconfirmed.status_code == 200 and User.objects.get(pk=me.user.pk).barred_at is not None
+    lifted = editor.post(lift_url, {"reason": "paid by bank transfer", "confirm": "on"})
     assert lifted.status_code == 302
     assert User.objects.get(pk=me.user.pk).barred_at is None
-    assert Event.objects.get(kind="user.bar_lifted", user=me.user).data == {"reason": "paid by bank transfer"}
+    assert Event.objects.get(kind="user.bar_lifted", user=me.user).data == {"reason": "paid by bank transfer", "staff": "editor"}
+    assert editor.get(lift_url).status_code == 302  # not barred any more: back to the list
     assert me.post("/deposits", {"lot_id": elsewhere.pk}).status_code == 201
     # the old defaults do not count again: one more default alone does not bar, a second does
     _defaulted(me, LotFactory(deposit=0).pk)

@@ -23,6 +23,15 @@ def member_of(role: str, django_user_model) -> Client:
     return client
 
 
+def menu_labels(client: Client) -> list[str]:
+    """The sidebar's labels, as Wagtail packs them into the page for its JavaScript."""
+    from tests.test_translations import ReadTexts
+
+    page = ReadTexts()
+    page.feed(client.get(reverse("wagtailadmin_home")).content.decode())
+    return [item["label"] for item in page.menu]
+
+
 def opens(client: Client, url: str) -> bool:
     """Wagtail answers a refusal by sending the user home (302) or with 403."""
     return client.get(url).status_code == 200
@@ -82,3 +91,37 @@ def test_finance_sees_money_and_exports_but_cannot_ship_or_edit_coupons(django_u
     coupon = CouponFactory()
     assert not opens(finance, reverse("market_coupons:edit", args=(coupon.pk,)))
     assert not opens(finance, reverse("wagtailimages:index"))
+
+
+@pytest.fixture
+def barred_bidder(django_user_model):
+    from django.utils import timezone
+
+    return django_user_model.objects.create_user("wx:barred", openid="openid-barred", nickname="戊己", barred_at=timezone.now())
+
+
+def test_an_operator_lifts_a_bar_after_confirming_and_it_is_in_the_events(django_user_model, barred_bidder):
+    from auction.models import Event
+
+    operator = member_of("运营", django_user_model)
+    assert opens(operator, reverse("house_rules_barred"))
+    assert opens(operator, reverse("house_rules_relist_index"))
+    assert "禁拍竞买人" in menu_labels(operator)
+    lift = reverse("house_rules_bar_lift", args=(barred_bidder.pk,))
+    assert opens(operator, lift)
+    assert operator.post(lift, {"reason": "已线下付款", "confirm": "on"}).status_code == 302
+    barred_bidder.refresh_from_db()
+    assert barred_bidder.barred_at is None
+    assert Event.objects.get(kind="user.bar_lifted", user=barred_bidder).data == {"reason": "已线下付款", "staff": "staff-运营"}
+
+
+@pytest.mark.parametrize("role", ["编辑", "财务"])
+def test_editors_and_finance_cannot_lift_a_bar_or_relist(role, django_user_model, barred_bidder):
+    staff = member_of(role, django_user_model)
+    lift = reverse("house_rules_bar_lift", args=(barred_bidder.pk,))
+    for url in (reverse("house_rules_barred"), lift, reverse("house_rules_relist_index")):
+        assert not opens(staff, url), url
+    assert staff.post(lift, {"reason": "想解除", "confirm": "on"}).status_code in (302, 403)
+    barred_bidder.refresh_from_db()
+    assert barred_bidder.barred_at is not None
+    assert "禁拍竞买人" not in menu_labels(staff) and "二拍" not in menu_labels(staff)

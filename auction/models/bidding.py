@@ -1,7 +1,10 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from auction.models.catalog import Lot
+from auction.money import format_yuan
 
 
 class Bid(models.Model):
@@ -14,6 +17,8 @@ class Bid(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("bid")
+        verbose_name_plural = _("bids")
         ordering = ["-id"]
         indexes = [models.Index(fields=["lot", "-id"])]
         constraints = [
@@ -22,7 +27,8 @@ class Bid(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.price} on lot {self.lot_id}"
+        # What the admin titles a bid by: in the reader's language, money in yuan.
+        return gettext("%(price)s on lot %(lot)s") % {"price": format_yuan(self.price), "lot": self.lot_id}
 
 
 class AutoBid(models.Model):
@@ -42,4 +48,4 @@ class AutoBid(models.Model):
         indexes = [models.Index(fields=["lot", "-max_price", "set_at"])]
 
     def __str__(self) -> str:
-        return f"auto-bid up to {self.max_price} on lot {self.lot_id}"
+        return gettext("auto-bid up to %(price)s on lot %(lot)s") % {"price": format_yuan(self.max_price), "lot": self.lot_id}

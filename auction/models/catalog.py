@@ -10,25 +10,26 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from wagtail.images import get_image_model_string
 
 from auction.increments import increment_after, next_min_bid
 
 
 class SpecialStatus(models.TextChoices):
-    UPCOMING = "upcoming", "未开拍"
-    PREVIEW = "preview", "预展"
-    BIDDING = "bidding", "拍卖中"
-    ENDED = "ended", "已结束"
+    UPCOMING = "upcoming", _("upcoming")
+    PREVIEW = "preview", _("preview")
+    BIDDING = "bidding", _("bidding")
+    ENDED = "ended", _("ended")
 
 
 class LotStatus(models.TextChoices):
-    UPCOMING = "upcoming", "未开拍"
-    PREVIEW = "preview", "预展"
-    BIDDING = "bidding", "拍卖中"
-    SOLD = "sold", "成交"
-    UNSOLD = "unsold", "流拍"
-    DEFAULTED = "defaulted", "逾期未付"
+    UPCOMING = "upcoming", _("upcoming")
+    PREVIEW = "preview", _("preview")
+    BIDDING = "bidding", _("bidding")
+    SOLD = "sold", _("sold")
+    UNSOLD = "unsold", _("unsold")
+    DEFAULTED = "defaulted", _("defaulted")
 
 
 LOT_OUTCOMES = {LotStatus.SOLD, LotStatus.UNSOLD, LotStatus.DEFAULTED}
@@ -79,6 +80,8 @@ class Special(CatalogEntry):
     status = models.CharField(max_length=16, choices=SpecialStatus.choices, default=SpecialStatus.UPCOMING)
 
     class Meta:
+        verbose_name = _("special")
+        verbose_name_plural = _("specials")
         ordering = ["-starts_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(preview_at__lte=models.F("starts_at")), name="special_preview_before_start"),
@@ -135,6 +138,8 @@ class Lot(CatalogEntry):
     content_version = models.PositiveIntegerField(default=0, help_text="Bumped by every publish of the lot's content.")
 
     class Meta:
+        verbose_name = _("lot")
+        verbose_name_plural = _("lots")
         ordering = ["special_id", "position", "id"]
         indexes = [models.Index(fields=["special", "position"]), models.Index(fields=["status", "ends_at"])]
 

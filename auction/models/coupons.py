@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from auction.models.catalog import Special
 from auction.models.orders import Order
@@ -42,6 +43,8 @@ class Coupon(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
         ordering = ["-id"]
         indexes = [models.Index(fields=["enabled", "claim_starts_at", "claim_ends_at"])]
         constraints = [
@@ -79,10 +82,10 @@ class Coupon(models.Model):
 
 
 class UserCouponStatus(models.TextChoices):
-    UNUSED = "unused", "未使用"
-    LOCKED = "locked", "锁定中 (held by an order payment)"
-    USED = "used", "已使用"
-    EXPIRED = "expired", "已过期"
+    UNUSED = "unused", _("unused")
+    LOCKED = "locked", _("locked (held by an order payment)")
+    USED = "used", _("used")
+    EXPIRED = "expired", _("expired")
 
 
 class UserCoupon(models.Model):
@@ -116,6 +119,8 @@ class UserCoupon(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("claimed coupon")
+        verbose_name_plural = _("claimed coupons")
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["user", "status"]),

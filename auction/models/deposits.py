@@ -1,22 +1,24 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from auction.models.catalog import Lot, Special
 
 
 class DepositScope(models.TextChoices):
-    LOT = "lot", "lot"
-    SPECIAL = "special", "special-wide"
+    LOT = "lot", _("one lot")
+    SPECIAL = "special", _("special-wide")
 
 
 class DepositStatus(models.TextChoices):
-    PENDING = "pending", "awaiting payment"
-    HELD = "held", "held"
-    REFUNDING = "refunding", "refunding"
-    REFUNDED = "refunded", "refunded"
-    APPLIED = "applied", "credited to the order"
-    FORFEITED = "forfeited", "forfeited (扣保证金)"
-    CANCELLED = "cancelled", "cancelled (never paid)"
+    PENDING = "pending", _("awaiting payment")
+    HELD = "held", _("held")
+    REFUNDING = "refunding", _("refunding")
+    REFUNDED = "refunded", _("refunded")
+    APPLIED = "applied", _("credited to the order")
+    FORFEITED = "forfeited", _("forfeited (扣保证金)")
+    CANCELLED = "cancelled", _("cancelled (never paid)")
 
 
 ACTIVE_DEPOSIT_STATUSES = (DepositStatus.PENDING, DepositStatus.HELD)
@@ -38,12 +40,18 @@ class Deposit(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("deposit")
+        verbose_name_plural = _("deposits")
         ordering = ["-id"]
         indexes = [models.Index(fields=["user", "status"]), models.Index(fields=["lot", "status"]), models.Index(fields=["special", "status"])]
 
     def __str__(self) -> str:
-        target = f"lot {self.lot_id}" if self.scope == DepositScope.LOT else f"special {self.special_id}"
-        return f"deposit {self.pk} ({target}, {self.status})"
+        # What the admin titles a deposit by, in the reader's language.
+        if self.scope == DepositScope.LOT:
+            target = gettext("lot %(id)s") % {"id": self.lot_id}
+        else:
+            target = gettext("special %(id)s") % {"id": self.special_id}
+        return gettext("deposit %(id)s (%(target)s, %(status)s)") % {"id": self.pk, "target": target, "status": self.get_status_display()}
 
     @staticmethod
     def key_for(*, user_id: int, scope: str, special_id: int, lot_id: int | None) -> str:

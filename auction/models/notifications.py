@@ -7,16 +7,18 @@ that is what WeChat counts (kinds that share a template share its credits).
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from auction.models.catalog import Lot
 
 
 class NotificationKind(models.TextChoices):
-    WON = "won", "won (得标)"
-    PAYMENT_DUE = "payment_due", "payment due (付款提醒)"
-    REFUNDED = "refunded", "deposit refunded (保证金退还)"
-    OUTBID = "outbid", "outbid (被超越)"
-    LOT_OPENING = "lot_opening", "lot opening (开拍提醒)"
+    WON = "won", _("won (得标)")
+    PAYMENT_DUE = "payment_due", _("payment due (付款提醒)")
+    REFUNDED = "refunded", _("deposit refunded (保证金退还)")
+    OUTBID = "outbid", _("outbid (被超越)")
+    LOT_OPENING = "lot_opening", _("lot opening (开拍提醒)")
 
 
 # Credits are spent in this order when few are left (README, "Notifications").
@@ -30,11 +32,11 @@ KIND_PRIORITY = {
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "pending"
-    SENDING = "sending", "sending"
-    SENT = "sent", "sent"
-    SKIPPED = "skipped", "skipped"
-    FAILED = "failed", "failed"
+    PENDING = "pending", _("pending")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    SKIPPED = "skipped", _("skipped")
+    FAILED = "failed", _("failed")
 
 
 class SubscriptionCredit(models.Model):
@@ -89,6 +91,8 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["user", "kind", "object_id"], name="notification_one_per_object"),
@@ -99,7 +103,8 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} #{self.object_id} to user {self.user_id}: {self.status}"
+        return gettext("%(kind)s #%(object)s to user %(user)s: %(status)s") % {
+            "kind": self.get_kind_display(), "object": self.object_id, "user": self.user_id, "status": self.get_status_display()}
 
 
 class OutbidScan(models.Model):

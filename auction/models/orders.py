@@ -1,23 +1,24 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from auction.models.catalog import Lot
 
 
 class OrderStatus(models.TextChoices):
-    PENDING_PAYMENT = "pending_payment", "待支付"
-    PAID = "paid", "已支付"
-    OVERDUE = "overdue", "逾期未付款"
+    PENDING_PAYMENT = "pending_payment", _("awaiting payment")
+    PAID = "paid", _("paid")
+    OVERDUE = "overdue", _("overdue")
     # Ops called the sale off before payment: nothing forfeited, the lot may be relisted.
-    CANCELLED = "cancelled", "已取消"
+    CANCELLED = "cancelled", _("cancelled")
 
 
 class FulfilmentStatus(models.TextChoices):
     """After payment: ops ship the lot, the buyer (or the clock) confirms receipt."""
 
-    AWAITING_SHIPMENT = "awaiting_shipment", "待发货"
-    SHIPPED = "shipped", "已发货"
-    RECEIVED = "received", "已收货"
+    AWAITING_SHIPMENT = "awaiting_shipment", _("awaiting shipment")
+    SHIPPED = "shipped", _("shipped")
+    RECEIVED = "received", _("received")
 
 
 def address_text(address: dict | None) -> str:
@@ -53,6 +54,8 @@ class Order(models.Model):
     received_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["user", "status"]),

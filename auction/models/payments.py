@@ -1,19 +1,20 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from auction.models.deposits import Deposit
 from auction.models.orders import Order
 
 
 class PaymentPurpose(models.TextChoices):
-    DEPOSIT = "deposit", "deposit"
-    ORDER = "order", "order"
+    DEPOSIT = "deposit", _("deposit")
+    ORDER = "order", _("order")
 
 
 class PaymentStatus(models.TextChoices):
-    CREATED = "created", "created"
-    PAID = "paid", "paid"
-    CLOSED = "closed", "closed"
+    CREATED = "created", _("created")
+    PAID = "paid", _("paid")
+    CLOSED = "closed", _("closed")
 
 
 class Payment(models.Model):
@@ -37,6 +38,8 @@ class Payment(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "expires_at"])]
 
@@ -45,10 +48,10 @@ class Payment(models.Model):
 
 
 class RefundStatus(models.TextChoices):
-    PENDING = "pending", "not yet sent"
-    PROCESSING = "processing", "accepted by the gateway"
-    SUCCEEDED = "succeeded", "refunded"
-    FAILED = "failed", "failed (needs ops)"
+    PENDING = "pending", _("not yet sent")
+    PROCESSING = "processing", _("accepted by the gateway")
+    SUCCEEDED = "succeeded", _("refunded")
+    FAILED = "failed", _("failed (needs ops)")
 
 
 class Refund(models.Model):
@@ -69,6 +72,8 @@ class Refund(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["status", "next_attempt_at"])]
 

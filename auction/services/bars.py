@@ -43,8 +43,9 @@ def default_recorded(*, order: Order) -> bool:
     return True
 
 
-def bar_lift(*, user_id: int, reason: str, actor: str = "ops") -> bool:
-    """Ops lift a user's bar, with a reason; earlier defaults no longer count."""
+def bar_lift(*, user_id: int, reason: str, actor: str = "ops", staff: str = "") -> bool:
+    """Ops lift a user's bar, with a reason; earlier defaults no longer count.
+    False when the user was not barred (lifted by someone else first)."""
     reason = reason.strip()
     if not reason:
         raise ValueError("Say why the bar is lifted.")
@@ -54,7 +55,9 @@ def bar_lift(*, user_id: int, reason: str, actor: str = "ops") -> bool:
             return False
         user.barred_at, user.bar_lifted_at = None, timezone.now()
         user.save(update_fields=["barred_at", "bar_lifted_at"])
-        event_record("user.bar_lifted", actor=actor, user_id=user.pk, data={"reason": reason})
+        # Who lifted it sits next to why in the audit trail.
+        data = {"reason": reason, **({"staff": staff} if staff else {})}
+        event_record("user.bar_lifted", actor=actor, user_id=user.pk, data=data)
     return True
 
 

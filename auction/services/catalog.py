@@ -13,6 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from auction import signals
 from auction.models import Lot, LotImage, Special
@@ -59,21 +61,21 @@ class PublishResult:
 
 
 SPECIAL_TERM_LABELS = {
-    "preview_at": "the preview time",
-    "starts_at": "the start time",
-    "ends_at": "the end time",
-    "deposit": "the special-wide deposit",
-    "extension_seconds": "the anti-sniping window",
-    "stagger_seconds": "the staggered-end interval",
-    "buyer_premium_rate": "the buyer's premium",
-    "extension_cap_seconds": "the anti-sniping cap",
+    "preview_at": gettext_lazy("the preview time"),
+    "starts_at": gettext_lazy("the start time"),
+    "ends_at": gettext_lazy("the end time"),
+    "deposit": gettext_lazy("the special-wide deposit"),
+    "extension_seconds": gettext_lazy("the anti-sniping window"),
+    "stagger_seconds": gettext_lazy("the staggered-end interval"),
+    "buyer_premium_rate": gettext_lazy("the buyer's premium"),
+    "extension_cap_seconds": gettext_lazy("the anti-sniping cap"),
 }
 LOT_TERM_LABELS = {
-    "start_price": "the start price",
-    "reserve_price": "the reserve price",
-    "deposit": "the deposit",
-    "increment": "the increment",
-    "buy_now_price": "the buy-now price",
+    "start_price": gettext_lazy("the start price"),
+    "reserve_price": gettext_lazy("the reserve price"),
+    "deposit": gettext_lazy("the deposit"),
+    "increment": gettext_lazy("the increment"),
+    "buy_now_price": gettext_lazy("the buy-now price"),
 }
 MONEY_TERMS = {"deposit", "start_price", "reserve_price", "increment", "buy_now_price"}
 
@@ -81,19 +83,19 @@ MONEY_TERMS = {"deposit", "start_price", "reserve_price", "increment", "buy_now_
 def special_terms_errors(terms: SpecialTerms) -> dict[str, str]:
     errors: dict[str, str] = {}
     if terms.starts_at > terms.ends_at or terms.starts_at == terms.ends_at:
-        errors["ends_at"] = "The end time must be after the start time."
+        errors["ends_at"] = _("The end time must be after the start time.")
     if terms.preview_at > terms.starts_at:
-        errors["preview_at"] = "The preview must open no later than bidding starts."
+        errors["preview_at"] = _("The preview must open no later than bidding starts.")
     if not 0 <= terms.deposit <= MAX_FEN:
-        errors["deposit"] = "The deposit must be between 0 and a plausible amount."
+        errors["deposit"] = _("The deposit must be between 0 and a plausible amount.")
     if terms.extension_seconds < 0:
-        errors["extension_seconds"] = "The anti-sniping window cannot be negative (0 turns it off)."
+        errors["extension_seconds"] = _("The anti-sniping window cannot be negative (0 turns it off).")
     if terms.stagger_seconds < 0:
-        errors["stagger_seconds"] = "The staggered-end interval cannot be negative (0 turns it off)."
+        errors["stagger_seconds"] = _("The staggered-end interval cannot be negative (0 turns it off).")
     if not 0 <= terms.buyer_premium_rate <= MAX_BASIS_POINTS:
-        errors["buyer_premium_rate"] = "The buyer's premium is between 0 % and 100 %."
+        errors["buyer_premium_rate"] = _("The buyer's premium is between 0 % and 100 %.")
     if terms.extension_cap_seconds < 0:
-        errors["extension_cap_seconds"] = "The anti-sniping cap cannot be negative (0: no cap)."
+        errors["extension_cap_seconds"] = _("The anti-sniping cap cannot be negative (0: no cap).")
     return errors
 
 
@@ -101,19 +103,17 @@ def lot_terms_errors(terms: LotTerms) -> dict[str, str]:
     errors: dict[str, str] = {}
     for name in ("start_price", "reserve_price", "deposit", "increment", "buy_now_price"):
         if not 0 <= getattr(terms, name) <= MAX_FEN:
-            errors[name] = "The amount must be between 0 and a plausible amount."
+            errors[name] = _("The amount must be between 0 and a plausible amount.")
     if "start_price" not in errors and terms.start_price == 0:
-        errors["start_price"] = "The start price must be more than 0."
+        errors["start_price"] = _("The start price must be more than 0.")
     if not errors and terms.reserve_price and terms.reserve_price < terms.start_price:
-        errors["reserve_price"] = (
-            f"The reserve ({format_yuan(terms.reserve_price)}) cannot be below the start price "
-            f"({format_yuan(terms.start_price)}); leave it at 0 for no reserve."
-        )
+        errors["reserve_price"] = _(
+            "The reserve (%(reserve)s) cannot be below the start price (%(start)s); leave it at 0 for no reserve."
+        ) % {"reserve": format_yuan(terms.reserve_price), "start": format_yuan(terms.start_price)}
     if not errors and terms.buy_now_price and terms.buy_now_price <= max(terms.start_price, terms.reserve_price):
-        errors["buy_now_price"] = (
-            f"The buy-now price ({format_yuan(terms.buy_now_price)}) must be above the start price and the reserve "
-            f"({format_yuan(max(terms.start_price, terms.reserve_price))}); leave it at 0 for none."
-        )
+        errors["buy_now_price"] = _(
+            "The buy-now price (%(buy_now)s) must be above the start price and the reserve (%(floor)s); leave it at 0 for none."
+        ) % {"buy_now": format_yuan(terms.buy_now_price), "floor": format_yuan(max(terms.start_price, terms.reserve_price))}
     return errors
 
 
@@ -127,17 +127,48 @@ def _describe(name: str, value) -> str:
     return str(value)
 
 
-def _frozen_changes(row: Special | Lot, terms, labels: dict[str, str], opened_at: datetime) -> dict[str, str]:
+def _has_bids(row: Special | Lot) -> bool:
+    if isinstance(row, Lot):
+        return row.bid_count > 0
+    return Lot.objects.filter(special=row, bid_count__gt=0).exists()
+
+
+def frozen_reason(row: Special | Lot, opened_at: datetime) -> str:
+    """Why a term no longer changes, true whether or not anyone has bid yet."""
     opened = timezone.localtime(opened_at).strftime("%Y-%m-%d %H:%M")
+    if _has_bids(row):
+        return _("Bidding opened at %(opened)s and bids were made against this term, so it is frozen. "
+                 "Text and images can still change.") % {"opened": opened}
+    # No bid yet, but bidders have seen the term, may have paid deposits for it, and may bid at any moment.
+    return _("Bidding opened at %(opened)s, so this term is frozen: bidders may have paid deposits against it "
+             "and can bid at any moment. Text and images can still change.") % {"opened": opened}
+
+
+def _frozen_changes(row: Special | Lot, terms, labels: dict[str, str], opened_at: datetime) -> dict[str, str]:
     refused = {}
     for name, label in labels.items():
         kept = getattr(row, name)
         if getattr(terms, name) != kept:
-            refused[name] = (
-                f"Bidding opened at {opened}, so {label} is frozen at {_describe(name, kept)}: "
-                "bids were made against it. Text and images can still change."
-            )
+            refused[name] = _("%(term)s is frozen at %(kept)s. %(reason)s") % {
+                "term": str(label)[:1].upper() + str(label)[1:], "kept": _describe(name, kept), "reason": frozen_reason(row, opened_at),
+            }
     return refused
+
+
+def special_frozen_terms(*, page_id: int | None, now: datetime | None = None) -> tuple[dict, str]:
+    """The special's terms as bidding froze them, and why; ``({}, "")`` before bidding opens."""
+    special = Special.objects.filter(page_id=page_id).first() if page_id else None
+    if not special or not special.is_bidding_opened(now or timezone.now()):
+        return {}, ""
+    return {name: getattr(special, name) for name in SPECIAL_TERM_LABELS}, frozen_reason(special, special.starts_at)
+
+
+def lot_frozen_terms(*, page_id: int | None, now: datetime | None = None) -> tuple[dict, str]:
+    """The lot's terms as bidding froze them, and why; ``({}, "")`` before its special's bidding opens."""
+    lot = Lot.objects.select_related("special").filter(page_id=page_id).first() if page_id else None
+    if not lot or not lot.special.is_bidding_opened(now or timezone.now()):
+        return {}, ""
+    return {name: getattr(lot, name) for name in LOT_TERM_LABELS}, frozen_reason(lot, lot.special.starts_at)
 
 
 def special_check(*, page_id: int | None, terms: SpecialTerms, now: datetime | None = None) -> dict[str, str]:

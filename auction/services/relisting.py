@@ -12,6 +12,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from auction.models import Lot, LotStatus, Special
 from auction.money import format_yuan
@@ -26,11 +27,13 @@ RELISTABLE = (LotStatus.UNSOLD, LotStatus.DEFAULTED)
 def relist_refusal(lot: Lot) -> str:
     """Why ``lot`` cannot be re-auctioned; empty when it can."""
     if lot.status not in RELISTABLE:
-        sold = " and its order stands" if lot.status == LotStatus.SOLD else ""
-        return f"Lot “{lot.title}” is {lot.get_status_display()}{sold}: only an unsold or defaulted lot can be re-auctioned."
+        if lot.status == LotStatus.SOLD:
+            return _("Lot “%(lot)s” is sold and its order stands: only an unsold or defaulted lot can be re-auctioned.") % {"lot": lot.title}
+        return _("Lot “%(lot)s” is %(status)s: only an unsold or defaulted lot can be re-auctioned.") % {
+            "lot": lot.title, "status": lot.get_status_display()}
     relisted = Lot.objects.filter(relisted_from=lot).values_list("pk", flat=True).first()
     if relisted:
-        return f"Lot “{lot.title}” was already re-auctioned as lot {relisted}: a lot is relisted once."
+        return _("Lot “%(lot)s” was already re-auctioned as lot %(new)s: a lot is relisted once.") % {"lot": lot.title, "new": relisted}
     return ""
 
 
@@ -47,14 +50,12 @@ def relist_check(*, lot: Lot, special: Special, terms: LotTerms, now: datetime |
     if refusal:
         errors["__all__"] = refusal
     if special.is_bidding_opened(now or timezone.now()):
-        errors["special"] = f"Special “{special.title}” is already bidding: pick one not yet open."
+        errors["special"] = _("Special “%(special)s” is already bidding: pick one not yet open.") % {"special": special.title}
     errors.update(lot_terms_errors(terms))
     floor = lowest_reserve(lot)
     if "reserve_price" not in errors and lot.reserve_price and terms.reserve_price < floor:
-        errors["reserve_price"] = (
-            f"The reserve may step down at most {settings.AUCTION_RELIST_MAX_STEP_DOWN_PERCENT} % per round: "
-            f"at least {format_yuan(floor)} (was {format_yuan(lot.reserve_price)})."
-        )
+        errors["reserve_price"] = _("The reserve may step down at most %(percent)s %% per round: at least %(floor)s (was %(was)s).") % {
+            "percent": settings.AUCTION_RELIST_MAX_STEP_DOWN_PERCENT, "floor": format_yuan(floor), "was": format_yuan(lot.reserve_price)}
     return errors
 
 

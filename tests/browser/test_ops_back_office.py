@@ -98,3 +98,62 @@ def test_an_operator_reads_the_dashboard_exports_orders_and_ships_one(page, auct
     page.wait_for_url(f"**/admin/market/orders/inspect/{paid_order['order_id']}/")
     body = page.locator("main").inner_text()
     assert "SF1234567890" in body and "已发货" in body
+
+
+FAILED_REFUND = """
+import json
+from datetime import timedelta
+from django.contrib.auth.models import Group
+from django.utils import timezone
+from auction.models import Deposit, Lot, Payment, Refund, Special, User
+now = timezone.now()
+special = Special.objects.create(title="退款专场", description="", preview_at=now - timedelta(days=2), starts_at=now - timedelta(days=1), ends_at=now - timedelta(hours=1), is_published=True)
+lot = Lot.objects.create(special=special, title="退款拍品", description="", start_price=100_000, deposit=50_000, ends_at=now - timedelta(hours=1), is_published=True, status="sold")
+loser = User.objects.create(username="wx:browser-loser", openid="browser-loser", nickname="贝乙")
+deposit = Deposit.objects.create(user=loser, scope="lot", special=special, lot=lot, amount=50_000, status="refunding")
+payment = Payment.objects.create(out_trade_no="D20261201BROWSER0001", purpose="deposit", user=loser, deposit=deposit, amount=50_000, status="paid", gateway="sandbox", expires_at=now, paid_at=now - timedelta(days=1))
+refund = Refund.objects.create(out_refund_no=Refund.number_for(payment), payment=payment, amount=50_000, reason="outbid", status="failed", attempts=3, last_error="NOTENOUGH: 商户余额不足")
+finance = User.objects.create_user("browser-finance", password="pw-finance-browser-1", is_staff=False)
+finance.groups.add(Group.objects.get(name="财务"))
+print(json.dumps({"refund_id": refund.pk, "out_refund_no": refund.out_refund_no}))
+"""
+
+
+@pytest.fixture(scope="module")
+def failed_refund(auction_server):
+    import subprocess
+    import sys
+
+    from tests.browser.conftest import BASE_DIR
+
+    env = _server_env(auction_server.log_path.parent, auction_server.url)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", FAILED_REFUND], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_finance_retries_a_failed_refund_after_confirming(page, auction_server, failed_refund):
+    from dataclasses import replace
+
+    page.route("**/*", local_only([]))
+    # 财务 retries refunds (cms.roles): log in as one
+    log_in(page, replace(auction_server, username="browser-finance", password="pw-finance-browser-1"))
+    # the failed refunds, found from the list's status filter
+    page.goto(f"{auction_server.url}/admin/market/refunds/?status=failed")
+    page.get_by_text(failed_refund["out_refund_no"]).first.click()
+    inspect_url = f"**/admin/market/refunds/inspect/{failed_refund['refund_id']}/"
+    page.wait_for_url(inspect_url)
+    assert "退款失败（需运营处理）" in page.locator("main").inner_text()
+    # retry: a confirmation page first, saying what is sent again and why it is safe
+    page.locator("[data-refund-retry-link]").click()
+    page.wait_for_url(f"**/admin/market/refunds/retry/{failed_refund['refund_id']}/")
+    confirmation = page.locator("main").inner_text()
+    assert failed_refund["out_refund_no"] in confirmation and "¥500" in confirmation and "商户余额不足" in confirmation
+    page.locator("[data-refund-retry] button[type=submit]").click()
+    # then: back on the refund, sent again under the same number, now with the gateway, and in its history
+    page.wait_for_url(inspect_url)
+    body = page.locator("body").inner_text()
+    assert "已重新提交" in body and "退款处理中" in body
+    assert "退款已重试" in body and "退款已提交支付网关" in body

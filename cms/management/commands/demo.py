@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 from cms.demo import demo_seed, demo_summary
 
@@ -10,7 +11,7 @@ class Command(BaseCommand):
         result = demo_seed()
         if result is None:
             # `make run` calls this on every start; an existing catalog is the normal case.
-            self.stdout.write("demo: catalog not empty, nothing seeded")
+            self.stdout.write(_("demo: catalog not empty, nothing seeded"))
             return
         for line in demo_summary(result):
             self.stdout.write(line)

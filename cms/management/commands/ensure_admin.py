@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 CREDENTIALS_FILE = "admin-credentials.txt"
 PASSWORD_VARIABLE = "AUCTION_ADMIN_PASSWORD"
@@ -35,7 +36,7 @@ def credentials_read(username: str) -> str | None:
         text = credentials_path().read_text(encoding="utf-8")
     except (FileNotFoundError, PermissionError):
         return None
-    recorded_username, _, password = text.strip().partition(" ")
+    recorded_username, _separator, password = text.strip().partition(" ")
     return password if recorded_username == username and password else None
 
 
@@ -51,7 +52,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             shown = self.ensure(username, password_from_environment)
         admin_url = settings.WAGTAILADMIN_BASE_URL.rstrip("/") + "/admin/"
-        self.stdout.write(f"Wagtail admin: {admin_url} user {username} password {shown}")
+        self.stdout.write(_("Wagtail admin: %(url)s user %(username)s password %(password)s") % {
+            "url": admin_url, "username": username, "password": shown})
 
     def ensure(self, username: str, password_from_environment: str) -> str:
         """Create or repair the superuser; return how to show its password."""
@@ -71,7 +73,7 @@ class Command(BaseCommand):
             if created or not user.check_password(password_from_environment):
                 user.set_password(password_from_environment)
                 changed = True
-            shown = f"(password from {PASSWORD_VARIABLE})"
+            shown = _("(password from %(variable)s)") % {"variable": PASSWORD_VARIABLE}
         elif created:
             generated = secrets.token_urlsafe(12)
             user.set_password(generated)
@@ -82,7 +84,7 @@ class Command(BaseCommand):
                 shown = recorded
             else:
                 # Never reset a password someone may have chosen in the admin.
-                shown = f"(unchanged; set {PASSWORD_VARIABLE} to reset it)"
+                shown = _("(unchanged; set %(variable)s to reset it)") % {"variable": PASSWORD_VARIABLE}
         if changed:
             user.save()
         if generated:

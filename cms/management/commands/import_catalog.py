@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 from tqdm import tqdm
 
 from cms import importing
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         except importing.ImportRefused as refused:
             for line in refused.errors:
                 self.stderr.write(line)
-            raise CommandError(f"{file.name}: {len(refused.errors)} error(s); nothing was imported.") from None
+            raise CommandError(_("%(file)s: %(count)s error(s); nothing was imported.") % {"file": file.name, "count": len(refused.errors)}) from None
 
         # tqdm needs the raw stream: Django's wrapper would end each redraw with a newline.
         stream = options.get("stderr") or sys.stderr
@@ -39,9 +40,8 @@ class Command(BaseCommand):
             created = importing.catalog_create(plan, advance=bar.update)
 
         for special in created:
-            self.stdout.write(
-                f"special page {special.page_id} (market id {special.market_id}): "
-                f"{special.title}, {special.lot_count} lot(s)"
-            )
+            self.stdout.write(_("special page %(page)s (market id %(market)s): %(title)s, %(lots)s lot(s)") % {
+                "page": special.page_id, "market": special.market_id, "title": special.title, "lots": special.lot_count})
         lots = sum(special.lot_count for special in created)
-        self.stdout.write(self.style.SUCCESS(f"Imported {len(created)} special(s) and {lots} lot(s) from {file.name}."))
+        self.stdout.write(self.style.SUCCESS(_("Imported %(specials)s special(s) and %(lots)s lot(s) from %(file)s.") % {
+            "specials": len(created), "lots": lots, "file": file.name}))
