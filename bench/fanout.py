@@ -128,6 +128,57 @@ def lot_message(version: int) -> dict:
     }
 
 
+async def announced(args, hub, sockets) -> dict:
+    """--db-lots L: the sockets watch the database's newest L lots and announcements
+    come at --rate a second for --seconds, so the hub's own reads (through its
+    database thread, ``time.process_time`` counts every thread) are in the CPU per
+    message. The lots do not change: each read's version is moved on by one, so
+    every read is shown as a change would be."""
+    import random
+
+    from asgiref.sync import sync_to_async
+
+    from auction.models import Bid, Lot
+
+    def newest() -> dict[int, int]:
+        lot_ids = list(Lot.objects.filter(is_published=True).order_by("-id").values_list("id", flat=True)[: args.db_lots])
+        return {lot_id: Bid.objects.filter(lot_id=lot_id).order_by("-id").values_list("id", flat=True).first() or 0
+                for lot_id in lot_ids}
+
+    lots = await sync_to_async(newest, thread_sensitive=True)()
+    lot_ids = list(lots)
+    for index, socket in enumerate(sockets):
+        lot_id = lot_ids[index % len(lot_ids)]
+        await hub.watch(socket, lot_id)
+        socket.lot_ids.add(lot_id)
+    for lot_id, bid_id in lots.items():
+        hub.snapshot_read(lot_id, version=1, newest_bid_id=bid_id)
+    real_read = hub._read_lots
+
+    async def read_as_changed(after):
+        changes = await real_read(after)
+        for lot_id, change in changes.items():
+            change["version"] = (hub.feeds[lot_id].version or 0) + 1 if lot_id in hub.feeds else change["version"]
+        return changes
+
+    hub._read_lots = read_as_changed
+    sent_before, started_cpu, started = hub.messages_sent, time.process_time(), time.monotonic()
+    announcements = 0
+    while time.monotonic() - started < args.seconds:
+        due = int((time.monotonic() - started) * args.rate)
+        while announcements < due:
+            hub.deliver(f"lot:{random.choice(lot_ids)}", {"committed_at": time.time()})
+            announcements += 1
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.5)  # the last reads
+    cpu = time.process_time() - started_cpu
+    delivered = hub.messages_sent - sent_before
+    return {"ws": args.ws, "deflate": args.deflate, "sockets": len(sockets), "lots": len(lot_ids), "rate": args.rate,
+            "seconds": args.seconds, "announcements": announcements, "delivered": delivered,
+            "cpu_cores": round(cpu / (time.monotonic() - started), 3),
+            "us_per_message_with_reads": round(cpu / max(delivered, 1) * 1e6, 1)}
+
+
 def variant(hub, kind: str) -> None:
     """Experiments on how the hub hands a text to its sockets (the hub's own code is --send hub)."""
 
@@ -178,6 +229,8 @@ async def main_async(args) -> dict:
         await asyncio.sleep(0.01)
     sockets = list(hub.joined)
     assert len(sockets) == args.sockets, f"{len(sockets)} of {args.sockets} sockets joined"
+    if args.db_lots:
+        return await announced(args, hub, sockets)
     for socket in sockets:
         await hub.watch(socket, LOT_ID)
         socket.lot_ids.add(LOT_ID)
@@ -209,6 +262,9 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--ws", default="websockets-sansio", choices=("websockets", "websockets-sansio", "wsproto"))
+    parser.add_argument("--db-lots", type=int, default=0, help="watch the database's newest L lots, announcements at --rate")
+    parser.add_argument("--rate", type=float, default=50, help="announcements a second (with --db-lots)")
+    parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--send", default="hub", choices=("hub", "inline", "direct"))
     parser.add_argument("--deflate", default="off", choices=("on", "off"))
     args = parser.parse_args()
