@@ -48,6 +48,21 @@ from machine import CLK_TCK, HOST, free_port, log, pids_by_comm, proc_cpu_ticks 
 from servers import Nginx, Server  # noqa: E402
 
 
+def prepare_database(fresh: bool) -> None:
+    """MariaDB: the database is made when missing (dropped first with --fresh) and migrated."""
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    if url.scheme.startswith("mysql"):
+        name = url.path.lstrip("/")
+        mysql = ["mysql", f"-u{url.username or 'root'}", f"-h{url.hostname or '127.0.0.1'}", f"-P{url.port or 3306}"]
+        drop = f"DROP DATABASE IF EXISTS `{name}`; " if fresh else ""
+        subprocess.run([*mysql, "-e", f"{drop}CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"],
+                       check=True)
+    log("migrating")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, check=True)
+
+
 def seed(lots: int, bidders: int) -> tuple[list[int], list[str]]:
     out = subprocess.run(
         [sys.executable, str(HERE / "seed.py"), "--lots", str(lots), "--deposit", "0", "--increment", "1000"],
@@ -347,9 +362,12 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
                  extra=[], front=front)
     live_port = free_port()
     live_log = open(tmp / "uvicorn.log", "ab")
+    # --nice: the ASGI processes under the bids' priority, as deploy/auction-live.service runs them.
+    nice = ["nice", "-n", str(args.live_nice)] if args.live_nice else []
     live = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", HOST, "--port", str(live_port),
-         "--workers", str(args.live_workers), "--lifespan", "off", "--no-access-log", "--backlog", "8192"],
+        [*nice, sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", HOST, "--port", str(live_port),
+         "--workers", str(args.live_workers), "--lifespan", "off", "--no-access-log", "--backlog", "8192",
+         "--ws", args.ws, "--ws-per-message-deflate", args.ws_per_message_deflate],
         cwd=ROOT, env=env, stdout=live_log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"ws://{HOST}:{live_port}/ws/v1/live"
@@ -410,6 +428,7 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
         alive = live.poll() is None and web.proc is not None and web.proc.poll() is None
         row = {
             "W": args.watchers, "L": args.lots, "bid_rate": args.rate, "client_procs": args.client_procs,
+            "ws": args.ws, "deflate": args.ws_per_message_deflate, "live_nice": args.live_nice,
             "connect_s": round(connect_seconds, 1),
             "rss_per_socket_kib": round((rss_idle - rss_before) / max(args.watchers, 1), 1),
             "messages_per_s": round(delivered, 1),
@@ -420,6 +439,9 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
             "bid_failures": alone["failed"] + with_watchers["failed"],
             "bid_p99_ms_alone_with": [alone["bid_p99_ms"], with_watchers["bid_p99_ms"]],
             "cpu_cores_during_bids": cpu_share,
+            # Server CPU per message delivered (the hubs' lot reads included), and the clients'.
+            "asgi_us_per_message": round(cpu_share["asgi"] * 1e6 / delivered, 1) if delivered else None,
+            "client_us_per_message": round(cpu_share["clients"] * 1e6 / delivered, 1) if delivered else None,
             "storm_s": round(max(part["seconds"] for part in storm), 1),
             "storm_snapshots": sum(part["snapshots"] for part in storm),
             "storm_errors": sum(part["errors"] for part in storm),
@@ -454,8 +476,14 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", "4")))
     parser.add_argument("--live-workers", type=int, default=2)
     parser.add_argument("--client-procs", type=int, default=2, help="processes the watchers are spread over")
+    parser.add_argument("--live-nice", type=int, default=0, help="run uvicorn under nice -n N")
+    parser.add_argument("--ws", default="auto", help="uvicorn --ws (auto, websockets, websockets-sansio, wsproto)")
+    parser.add_argument("--ws-per-message-deflate", default="false", choices=("true", "false"),
+                        help="uvicorn's compression (its default is true; deploy/auction-live.service turns it off)")
+    parser.add_argument("--fresh", action="store_true", help="drop the database first (it is always migrated)")
     parser.add_argument("--tmp", default=str(ROOT / "var" / "bench-watchers"))
     args = parser.parse_args()
+    prepare_database(args.fresh)
     lot_ids, tokens = seed(args.lots, args.bidders)
     asyncio.run(run(args, lot_ids, tokens))
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.db import close_old_connections
+from django.db.models import Q
 from django.utils import timezone
 
 from api import presenters
@@ -72,18 +73,13 @@ def lot_changes(after_bid_ids: dict[int, int]) -> dict[int, dict]:
     (status and all) no more.
     """
     now = timezone.now()
-    lots = Lot.objects.filter(pk__in=list(after_bid_ids), is_published=True, special__is_published=True).select_related(
-        "special"
-    )
+    lots = list(Lot.objects.filter(pk__in=list(after_bid_ids), is_published=True, special__is_published=True)
+                .select_related("special"))
+    new_bids = _bids_after({lot.pk: after_bid_ids[lot.pk] for lot in lots})
     changes: dict[int, dict] = {}
     for lot in lots:
         card = selectors.lot_card(lot=lot)
-        bids = list(
-            Bid.objects.filter(lot_id=lot.pk, id__gt=after_bid_ids[lot.pk])
-            .select_related("user")
-            .only("id", "price", "created_at", "user__nickname")
-            .order_by("-id")[:MAX_BIDS_PER_MESSAGE]
-        )
+        bids = new_bids.get(lot.pk, [])
         changes[lot.pk] = {
             "lot": {
                 "id": lot.pk,
@@ -103,6 +99,30 @@ def lot_changes(after_bid_ids: dict[int, int]) -> dict[int, dict]:
             "newest_bid_id": bids[0].pk if bids else after_bid_ids[lot.pk],
         }
     return changes
+
+
+def _bids_after(after_bid_ids: dict[int, int]) -> dict[int, list[Bid]]:
+    """Each lot's bids after the id given, newest first, at most MAX_BIDS_PER_MESSAGE each:
+    one query for all the lots (a hub reads every due lot at once), one per lot
+    only when a burst filled the shared limit."""
+    if not after_bid_ids:
+        return {}
+    condition = Q()
+    for lot_id, after in after_bid_ids.items():
+        condition |= Q(lot_id=lot_id, id__gt=after)
+    columns = ("id", "lot", "price", "created_at", "user__nickname")
+    limit = MAX_BIDS_PER_MESSAGE * len(after_bid_ids)
+    rows = list(Bid.objects.filter(condition).select_related("user").only(*columns).order_by("-id")[:limit])
+    if len(rows) >= limit:
+        # Cut by the shared limit, a lot's older bids may be missing: each lot on its own.
+        return {lot_id: list(Bid.objects.filter(lot_id=lot_id, id__gt=after).select_related("user").only(*columns)
+                             .order_by("-id")[:MAX_BIDS_PER_MESSAGE]) for lot_id, after in after_bid_ids.items()}
+    found: dict[int, list[Bid]] = {}
+    for row in rows:
+        kept = found.setdefault(row.lot_id, [])
+        if len(kept) < MAX_BIDS_PER_MESSAGE:
+            kept.append(row)
+    return found
 
 
 @fresh

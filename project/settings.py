@@ -422,6 +422,11 @@ LIVE_MAX_SOCKETS_PER_USER = env_int("LIVE_MAX_SOCKETS_PER_USER", 10)
 LIVE_IDLE_SECONDS = float(os.environ.get("LIVE_IDLE_SECONDS", "60"))
 # At most this many `lot` messages a second per lot to one socket (bursts coalesce).
 LIVE_MESSAGES_PER_SECOND = float(os.environ.get("LIVE_MESSAGES_PER_SECOND", "5"))
+# Each ASGI process reads its changed lots at most this many times a second,
+# all that are due in one read: the first change after a quiet spell is read at
+# once, a busy process gathers for up to 1/this seconds (one read of a lot costs
+# about as much as twenty sockets' messages).
+LIVE_READS_PER_SECOND = float(os.environ.get("LIVE_READS_PER_SECOND", "20"))
 # Every watched lot is read again this often, in case an announcement was lost.
 LIVE_RESYNC_SECONDS = float(os.environ.get("LIVE_RESYNC_SECONDS", "15"))
 # The embedded default's change log is read this often.
