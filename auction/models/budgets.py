@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from auction.models.catalog import Special
 
@@ -24,8 +25,10 @@ class SpecialBudget(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("budget")
+        verbose_name_plural = _("budgets")
         # (user, special) first: the proxy query looks a budget up by both.
         constraints = [models.UniqueConstraint(fields=["user", "special"], name="special_budget_one_per_user")]
 
     def __str__(self) -> str:
-        return f"budget {self.max_total} on special {self.special_id}"
+        return _("budget of %(user)s on special %(special)s") % {"user": self.user_id, "special": self.special_id}
