@@ -1,7 +1,12 @@
 """W live watchers across L lots while bidders bid over HTTP (issue 14's benchmark).
 
-    ulimit -n 65536
     .venv/bin/python bench/watchers.py --watchers 1000 --lots 50 --rate 100 --seconds 20
+
+It raises its own open-files limit (RLIMIT_NOFILE) to the hard limit, which
+the ASGI processes it starts inherit, and stops at once when that is too low
+for W (here the hard limit is 20,000: W = 10,000 fits; more needs root's
+``ulimit -Hn``). The ASGI processes' per-IP socket cap is lifted through the
+environment (every watcher comes from 127.0.0.1).
 
 MariaDB + Redis (``auction_live_bench``, Redis dbs 13/12 unless DATABASE_URL /
 REDIS_URL / REDIS_CACHE_URL say otherwise). Starts gunicorn behind nginx for the
@@ -38,14 +43,34 @@ for key, value in {
     "REDIS_URL": "redis://127.0.0.1:6379/13",
     "REDIS_CACHE_URL": "redis://127.0.0.1:6379/12",
     "DJANGO_SETTINGS_MODULE": "project.settings",
-    "DJANGO_DEBUG": "1",
+    # Production's settings, as bench/bids.py runs them: DEBUG would keep every query in memory.
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-not-secret-" + "k" * 50,
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DJANGO_SECURE_SSL_REDIRECT": "0",
     "AUCTION_SANDBOX": "1",
+    # A bench bidder bids far faster than a person: never refused.
+    "AUCTION_THROTTLE_BID": "100000000/10s",
     "LOG_LEVEL": "WARNING",
 }.items():
     os.environ.setdefault(key, value)
 
 from machine import CLK_TCK, HOST, free_port, log, pids_by_comm, proc_cpu_ticks  # noqa: E402
 from servers import Nginx, Server  # noqa: E402
+
+
+def raise_open_files(watchers: int) -> int:
+    """Soft limit up to the hard one (children inherit it); the limit, or exit when W cannot fit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    # This process holds one descriptor per watcher, each ASGI worker its share, plus files and the bidders.
+    if wanted < watchers + 1024:
+        sys.exit(f"open files: the hard limit is {wanted}, {watchers} watchers need {watchers + 1024}; raise ulimit -Hn")
+    return wanted
 
 
 def prepare_database(fresh: bool) -> None:
@@ -121,10 +146,12 @@ class Watchers:
         self.messages = 0
         self.snapshots = 0
         self.errors = 0
+        self.server_errors = 0  # handshakes answered 5xx
         self.recording = False
 
     async def one(self, index: int, ready: asyncio.Event | None) -> None:
         from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus
 
         try:
             async with connect(self.url, open_timeout=60, ping_interval=None, proxy=None) as socket:
@@ -157,8 +184,10 @@ class Watchers:
                             self.latencies.append(time.time() - committed)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001
             self.errors += 1
+            if isinstance(error, InvalidStatus) and error.response.status_code >= 500:
+                self.server_errors += 1
             if ready is not None:
                 ready.set()
 
@@ -275,9 +304,10 @@ async def watcher_main(conn, url: str, lots: list[int]) -> None:
             conn.send([None if last is None else last["price"] for last in watchers.last])
         elif command == "storm":
             await watchers.drop_all()
-            before, watchers.errors = watchers.snapshots, 0
+            before, watchers.errors, watchers.server_errors = watchers.snapshots, 0, 0
             seconds = await watchers.connect_all()
-            conn.send({"seconds": seconds, "snapshots": watchers.snapshots - before, "errors": watchers.errors})
+            conn.send({"seconds": seconds, "snapshots": watchers.snapshots - before, "errors": watchers.errors,
+                       "server_errors": watchers.server_errors})
         elif command == "exit":
             await watchers.drop_all()
             conn.send(None)
@@ -445,6 +475,7 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
             "storm_s": round(max(part["seconds"] for part in storm), 1),
             "storm_snapshots": sum(part["snapshots"] for part in storm),
             "storm_errors": sum(part["errors"] for part in storm),
+            "storm_5xx": sum(part.get("server_errors", 0) for part in storm),
             "processes_alive": alive,
         }
         print(json.dumps(row))
@@ -483,6 +514,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="drop the database first (it is always migrated)")
     parser.add_argument("--tmp", default=str(ROOT / "var" / "bench-watchers"))
     args = parser.parse_args()
+    log(f"open files: {raise_open_files(args.watchers)}")
     prepare_database(args.fresh)
     lot_ids, tokens = seed(args.lots, args.bidders)
     asyncio.run(run(args, lot_ids, tokens))

@@ -4,6 +4,10 @@ A page holds content and terms; the price, the leader, the end time and the
 deposits live on the market rows in ``auction``. Editors see them here
 without leaving the page, and nothing here writes: these panels carry no
 form fields, so saving or publishing the page cannot touch what they show.
+
+The lot's panel stays live: ``cms/static/cms/live_market.js`` watches the lot
+over ``/ws/v1/live`` with the admin's session, and updates the price, the
+bids, the end and the watcher count as they change (live/consumer.py).
 """
 
 from django.db.models import Count, Q, Sum
@@ -29,6 +33,8 @@ from auction.selectors import mask_nickname, special_closes_at, special_settleme
 DEPOSITS_SHOWN = 50
 # Who may see the winner as they are (ops and finance call them); editors see them masked, as bidders do.
 WINNER_PERMISSION = "auction.view_order"
+# live/routing.py's socket, on this host (nginx routes /ws/ to the ASGI processes).
+LIVE_PATH = "/ws/v1/live"
 
 
 def _admin_url(name: str, *, args=(), query: str = "") -> str:
@@ -103,6 +109,9 @@ def lot_market(*, page_id: int | None, viewer=None) -> dict:
         "bids_url": _admin_url("market_bids:index", query=f"lot={lot.pk}"),
         "events_url": _admin_url("market_events:index", query=f"lot={lot.pk}"),
         "deposits_url": _admin_url("market_deposits:index", query=f"lot={lot.pk}"),
+        # For the live script: what it shows next to the codes a socket message carries.
+        "status_labels": {status: label for status, label in LotStatus.choices},
+        "live_path": LIVE_PATH,
     }
 
 
@@ -161,6 +170,10 @@ class MarketPanel(Panel):
 class LotMarketPanel(MarketPanel):
     template_name = "cms/admin/lot_market_panel.html"
     market = staticmethod(lot_market)
+
+    class BoundPanel(MarketPanel.BoundPanel):
+        class Media:
+            js = ["cms/live_market.js"]
 
 
 class SpecialMarketPanel(MarketPanel):

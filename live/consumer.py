@@ -3,15 +3,19 @@
 Bids are never taken here (they go over HTTP, under the lot's lock); the
 socket only watches. A token in ``Authorization: Bearer`` is checked by the
 same service as the HTTP API and adds the caller's own view (``my``) and
-personal events.
+personal events. An admin session (the Wagtail login cookie, sent by the
+browser from a page of this site) makes a staff socket, which is also told
+how many watch each of its lots (``watchers``, live/watchers.py).
 """
 
 import json
 import time
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.http.cookie import parse_cookie
 
 from live import reads
 from live.hub import dumps, hub, server_time
@@ -30,10 +34,29 @@ def _header(scope, name: bytes) -> str:
     return ""
 
 
+def _admin_session_key(scope) -> str | None:
+    """The session cookie, only when the page that opened the socket is this site's.
+
+    A browser sends cookies with a WebSocket handshake whatever page opens it,
+    and the same-origin policy does not cover sockets: without this check any
+    site a staff member visits could read staff data through their cookie.
+    """
+    key = parse_cookie(_header(scope, b"cookie")).get(settings.SESSION_COOKIE_NAME)
+    if not key:
+        return None
+    origin = _header(scope, b"origin")
+    if not origin:
+        return None
+    if urlsplit(origin).netloc != _header(scope, b"host") and origin not in settings.CSRF_TRUSTED_ORIGINS:
+        return None
+    return key
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     user = None
     user_id = None
     admitted = False
+    staff = False
 
     async def connect(self) -> None:
         self.lot_ids: set[int] = set()
@@ -56,6 +79,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.refuse("unauthenticated", "The token is not valid; log in again.", CLOSE_UNAUTHENTICATED)
                 return
             self.user, self.user_id = user, user.pk
+        session_key = _admin_session_key(scope)
+        if session_key:
+            # Staff only from an admin session: a bearer token, even a staff member's, never.
+            self.staff = await sync_to_async(reads.is_staff_session, thread_sensitive=True)(session_key)
         over = hub.admit(self)
         if over:
             await self.refuse("throttled", over, CLOSE_THROTTLED)
@@ -133,3 +160,4 @@ class LiveConsumer(AsyncWebsocketConsumer):
             hub.snapshot_read(lot_id, version=version, newest_bid_id=newest_bid_id)
             del feed
             await self.send_message("snapshot", lot=body, version=version)
+            hub.snapshot_sent(self, lot_id)

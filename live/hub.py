@@ -34,6 +34,7 @@ from auction.services.live import lot_channel, user_channel
 from live import reads
 from live.reads import Origin
 from live.sources import Source, source_for_settings
+from live.watchers import counts_for_settings
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Socket(Protocol):
     user_id: int | None
     origin: Origin
     client_ip: str
+    staff: bool  # an admin session: also told how many watch each lot (live/watchers.py)
     last_heard: float  # time.monotonic() of the last message from the client
 
     async def send_text(self, text: str) -> None: ...
@@ -66,6 +68,10 @@ class LotFeed:
     committed_at: float | None = None
     shown: dict | None = None  # the lot as the last message showed it
     last_read: float = 0.0
+    staff: set = field(default_factory=set)  # the watchers that are staff sockets (not counted)
+    staff_told: set = field(default_factory=set)  # those past their snapshot: they get the count
+    staff_unsent: set = field(default_factory=set)  # those of them not sent any count yet
+    staff_count: int | None = None  # the count staff were last sent
 
 
 class Hub:
@@ -76,6 +82,7 @@ class Hub:
         self.sockets = 0
         self.joined: set = set()
         self.messages_sent = 0
+        self.staff_sockets = 0
         self.source: Source | None = None
         self._read_lots = sync_to_async(reads.lot_changes, thread_sensitive=True)
         self._dirty: set[int] = set()
@@ -90,6 +97,7 @@ class Hub:
             self.source.start()
             asyncio.get_running_loop().create_task(self._resync_now_and_then())
             asyncio.get_running_loop().create_task(self._close_idle_sockets())
+            asyncio.get_running_loop().create_task(self._count_watchers())
         return self.source
 
     async def _close_idle_sockets(self) -> None:
@@ -116,6 +124,7 @@ class Hub:
             return "Too many sockets for this user."
         self.sockets_by_ip[socket.client_ip] += 1
         self.sockets += 1
+        self.staff_sockets += socket.staff
         return None
 
     async def join(self, socket: Socket) -> None:
@@ -129,6 +138,7 @@ class Hub:
     async def leave(self, socket: Socket, lot_ids: set[int], *, admitted: bool) -> None:
         if admitted:
             self.sockets -= 1
+            self.staff_sockets -= socket.staff
             self.sockets_by_ip[socket.client_ip] -= 1
             if self.sockets_by_ip[socket.client_ip] <= 0:
                 del self.sockets_by_ip[socket.client_ip]
@@ -147,6 +157,8 @@ class Hub:
             # Subscribed before the snapshot is read: no change falls between the two.
             await self._source().subscribe(lot_channel(lot_id))
         feed.watchers.add(socket)
+        if socket.staff:
+            feed.staff.add(socket)
         return feed
 
     async def unwatch(self, socket: Socket, lot_ids: set[int]) -> None:
@@ -155,10 +167,20 @@ class Hub:
             if feed is None:
                 continue
             feed.watchers.discard(socket)
+            feed.staff.discard(socket)
+            feed.staff_told.discard(socket)
+            feed.staff_unsent.discard(socket)
             if not feed.watchers:
                 del self.feeds[lot_id]
                 self._dirty.discard(lot_id)
                 await self._source().unsubscribe(lot_channel(lot_id))
+
+    def snapshot_sent(self, socket: Socket, lot_id: int) -> None:
+        """A staff socket's count for the lot follows its snapshot, never comes before it."""
+        feed = self.feeds.get(lot_id)
+        if feed is not None and socket in feed.staff:
+            feed.staff_told.add(socket)
+            feed.staff_unsent.add(socket)
 
     def snapshot_read(self, lot_id: int, *, version: int, newest_bid_id: int) -> None:
         feed = self.feeds.get(lot_id)
@@ -346,9 +368,40 @@ class Hub:
             return
         await self._send_all(sockets, dumps({"type": kind, "server_time": server_time(), **body}))
 
+    # --- watcher counts, for staff --------------------------------------
+
+    async def _count_watchers(self) -> None:
+        counts = counts_for_settings()
+        while True:
+            await asyncio.sleep(settings.LIVE_WATCHERS_SECONDS)
+            try:
+                await self._send_counts(counts)
+            except Exception:  # noqa: BLE001  (the next tick tries again)
+                logger.exception("live: counting watchers failed")
+
+    async def _send_counts(self, counts) -> None:
+        local = {lot_id: len(feed.watchers) - len(feed.staff) for lot_id, feed in self.feeds.items()
+                 if len(feed.watchers) > len(feed.staff)}
+        wanted = [lot_id for lot_id, feed in self.feeds.items() if feed.staff_told]
+        totals = await counts.exchange(local, wanted)
+        if not totals:
+            return
+        for lot_id in wanted:
+            feed = self.feeds.get(lot_id)
+            if feed is None or not feed.staff_told:
+                continue  # unwatched while the counts were read
+            count = totals[lot_id]
+            sockets = set(feed.staff_told) if count != feed.staff_count else feed.staff_unsent & feed.staff_told
+            feed.staff_count = count
+            feed.staff_unsent.clear()
+            if sockets:
+                text = dumps({"type": "watchers", "server_time": server_time(), "lot_id": lot_id, "count": count})
+                await self._send_all(sockets, text)
+
     def health(self) -> dict:
         return {
             "sockets": self.sockets,
+            "staff_sockets": self.staff_sockets,
             "lots": len(self.feeds),
             "users": len(self.users),
             "messages_sent": self.messages_sent,

@@ -1,7 +1,11 @@
 """What a socket is shown, read as the HTTP API reads it (sync: called through sync_to_async)."""
 
 from dataclasses import dataclass
+from importlib import import_module
+from types import SimpleNamespace
 
+from django.conf import settings
+from django.contrib.auth import get_user
 from django.db import close_old_connections
 from django.db.models import Q
 from django.utils import timezone
@@ -43,6 +47,18 @@ def user_for_token(raw_token: str) -> User | None:
         return token_user(raw_token=raw_token)
     except Unauthenticated:
         return None
+
+
+@fresh
+def is_staff_session(session_key: str) -> bool:
+    """The session is a logged-in admin user's (as the Wagtail admin itself decides: access_admin).
+
+    Read through Django's own ``get_user``, so a session that was logged out,
+    expired, or outlived a password change is nobody.
+    """
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(SimpleNamespace(session=session))
+    return bool(user.is_authenticated and user.is_active and user.has_perm("wagtailadmin.access_admin"))
 
 
 @fresh

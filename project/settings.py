@@ -409,6 +409,7 @@ WECHATPAY_TIMEOUT_SECONDS = float(os.environ.get("WECHATPAY_TIMEOUT_SECONDS", "1
 # --- Live updates (WebSocket, issue 14: live/, auction/services/live.py) ------
 # Publishing goes through Redis pub/sub when it is configured, else through
 # the LiveChange table that every ASGI process tails (the embedded default).
+# LIVE_ENABLED=0 publishes nothing: bench/bids.py --env LIVE_ENABLED=0 measures what publishing costs a bid.
 LIVE_ENABLED = env_bool("LIVE_ENABLED", True)
 LIVE_REDIS_URL = os.environ.get("LIVE_REDIS_URL", REDIS_URL)
 LIVE_CHANNEL_PREFIX = os.environ.get("LIVE_CHANNEL_PREFIX", os.environ.get("CACHE_KEY_PREFIX", "auction") + ":live")
@@ -433,6 +434,10 @@ LIVE_RESYNC_SECONDS = float(os.environ.get("LIVE_RESYNC_SECONDS", "15"))
 LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.15"))
 # Behind nginx the client's address is in this header (deploy/nginx.conf sets X-Real-IP).
 LIVE_CLIENT_IP_HEADER = os.environ.get("LIVE_CLIENT_IP_HEADER", "").lower()
+# Staff sockets (the admin's Market tab) get each lot's watcher count at most this often;
+# with Redis each process's counts live there this long unless renewed (live/watchers.py).
+LIVE_WATCHERS_SECONDS = float(os.environ.get("LIVE_WATCHERS_SECONDS", "1"))
+LIVE_WATCHERS_TTL_SECONDS = float(os.environ.get("LIVE_WATCHERS_TTL_SECONDS", "15"))
 
 # --- Security (production) -------------------------------------------------
 

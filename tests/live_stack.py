@@ -37,11 +37,13 @@ class Watcher:
     name: str
     url: str
     token: str | None = None
+    headers: dict[str, str] | None = None  # more handshake headers (an admin's Cookie and Origin)
     messages: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-        self.socket = connect(self.url, additional_headers=headers, open_timeout=15, proxy=None, legacy=True)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers.update(self.headers or {})
+        self.socket = connect(self.url, additional_headers=headers or None, open_timeout=15, proxy=None, legacy=True)
         self.closed = False
 
     def send(self, **message) -> None:
@@ -105,9 +107,9 @@ class LiveStack:
         self.clients.append(client)
         return client
 
-    def watcher(self, name: str, process: int, token: str | None = None) -> Watcher:
+    def watcher(self, name: str, process: int, token: str | None = None, headers: dict[str, str] | None = None) -> Watcher:
         url = self.live_urls[process].replace("http://", "ws://") + "/ws/v1/live"
-        watcher = Watcher(name=name, url=url, token=token)
+        watcher = Watcher(name=name, url=url, token=token, headers=headers)
         self.watchers.append(watcher)
         return watcher
 
