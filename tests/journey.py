@@ -48,6 +48,7 @@ class Journey:
         self.procs: dict[str, Proc] = {}
         self.nginx: Nginx | None = None
         self.s3: Proc | None = None
+        self.connections = None  # a ConnectionPeak, stopped with the rest
         self.watchers: list[Watcher] = []
         self.started = time.monotonic()
         self.last = self.started
@@ -74,6 +75,8 @@ class Journey:
             pytest.fail(f"{error}\n{tails(list(self.procs.values()))}")
 
     def stop(self) -> None:
+        if self.connections is not None:
+            self.connections.stop()
         for watcher in self.watchers:
             try:
                 watcher.close()
