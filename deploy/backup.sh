@@ -23,16 +23,21 @@ credentials=$(mktemp)
 trap 'rm -f "$credentials"' EXIT
 printf '[client]\nuser=%s\npassword=%s\nhost=%s\nport=%s\n' "$user" "$password" "$host" "$port" > "$credentials"
 
-dump=mysqldump
+dump=mysqldump client=mysql
 command -v mysqldump >/dev/null 2>&1 || dump=mariadb-dump
+command -v mysql >/dev/null 2>&1 || client=mariadb
 # The binary log position as a comment at the top, for a point-in-time restore
-# (MySQL 8.4 calls the option --source-data, MariaDB --master-data).
-position=--source-data=2
-"$dump" --help | grep -q -- '--source-data' || position=--master-data=2
+# (MySQL 8.4 calls the option --source-data, MariaDB --master-data); it needs
+# RELOAD and REPLICATION CLIENT (deploy/README.md grants them).
+position=()
+if [ "$("$client" --defaults-extra-file="$credentials" -N -B -e 'SELECT @@log_bin')" = 1 ]; then
+  options=$("$dump" --help)
+  position=(--master-data=2)
+  [[ $options == *--source-data* ]] && position=(--source-data=2)
+fi
 # One transaction's snapshot (InnoDB): the site keeps running.
-# The position needs RELOAD and REPLICATION CLIENT (deploy/README.md grants them).
 "$dump" --defaults-extra-file="$credentials" --single-transaction --quick --routines --triggers --events \
-  "$position" --no-tablespaces "$name" | gzip > "$target/auction-$stamp.sql.gz.part"
+  "${position[@]}" --no-tablespaces "$name" | gzip > "$target/auction-$stamp.sql.gz.part"
 mv "$target/auction-$stamp.sql.gz.part" "$target/auction-$stamp.sql.gz"
 
 media="${AUCTION_VAR_DIR:-/srv/auction/var}/media"
