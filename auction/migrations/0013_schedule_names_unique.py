@@ -35,6 +35,8 @@ def names_may_repeat(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
+    # MySQL cannot run DDL inside a transaction (and would commit it anyway).
+    atomic = False
 
     dependencies = [
         ("auction", "0012_house_rules"),
