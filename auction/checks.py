@@ -35,7 +35,7 @@ def client_ip_behind_the_proxy(app_configs, **kwargs):
 @register(Tags.database)
 def mysql_database_is_utf8mb4(app_configs, databases=None, **kwargs):
     """Run by ``migrate`` before it changes anything, and by ``check --database default``
-    (deploy/auction-web.service, before gunicorn starts).
+    (deploy/auction-web@.service, before gunicorn starts).
 
     Any utf8mb4 collation works (the connection takes the database's own,
     auction/db.py); another character set loses nicknames and addresses

@@ -11,7 +11,7 @@ environment (every watcher comes from 127.0.0.1).
 MariaDB + Redis (``auction_live_bench``, Redis dbs 13/12 unless DATABASE_URL /
 REDIS_URL / REDIS_CACHE_URL say otherwise). Starts gunicorn behind nginx for the
 bids (deploy/gunicorn.conf.py, production's worker count unless --web-workers)
-and uvicorn with ``--workers`` (deploy/auction-live.service's shape) for the
+and uvicorn with ``--workers`` (deploy/auction-live@.service's shape) for the
 sockets, on a TCP port (nginx in front of the sockets is not in this version).
 All watchers are one asyncio process of ``websockets`` clients, this one.
 
@@ -392,7 +392,7 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
                  extra=[], front=front)
     live_port = free_port()
     live_log = open(tmp / "uvicorn.log", "ab")
-    # --nice: the ASGI processes under the bids' priority, as deploy/auction-live.service runs them.
+    # --nice: the ASGI processes under the bids' priority, as deploy/auction-live@.service runs them.
     nice = ["nice", "-n", str(args.live_nice)] if args.live_nice else []
     live = subprocess.Popen(
         [*nice, sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", HOST, "--port", str(live_port),
@@ -510,7 +510,7 @@ def main() -> None:
     parser.add_argument("--live-nice", type=int, default=0, help="run uvicorn under nice -n N")
     parser.add_argument("--ws", default="auto", help="uvicorn --ws (auto, websockets, websockets-sansio, wsproto)")
     parser.add_argument("--ws-per-message-deflate", default="false", choices=("true", "false"),
-                        help="uvicorn's compression (its default is true; deploy/auction-live.service turns it off)")
+                        help="uvicorn's compression (its default is true; deploy/auction-live@.service turns it off)")
     parser.add_argument("--fresh", action="store_true", help="drop the database first (it is always migrated)")
     parser.add_argument("--tmp", default=str(ROOT / "var" / "bench-watchers"))
     args = parser.parse_args()

@@ -3,6 +3,11 @@
 Exact-time one-off schedules (``ONCE``, named per object) make lifecycle
 steps prompt; they are replaced when the time they wait for moves. The sweep
 every minute makes them certain.
+
+Any process writes them (each cluster at its start, web processes when a lot's
+end moves, clusters when orders are made); a unique index on the name
+(auction/migrations/0013_schedule_names_unique.py) makes two writers of one new
+name at once wait for each other, so each name is one schedule and runs once.
 """
 
 import logging

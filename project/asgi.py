@@ -1,4 +1,4 @@
-"""HTTP and WebSockets from one ASGI application (uvicorn; deploy/auction-live.service).
+"""HTTP and WebSockets from one ASGI application (uvicorn; deploy/auction-live@.service).
 
 The embedded default serves everything from it (``make run``); production
 sends only ``/ws/`` here and keeps bids on the WSGI workers (deploy/nginx.conf).

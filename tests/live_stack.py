@@ -10,9 +10,6 @@ and announcements through Redis pub/sub.
 
 import importlib.util
 import json
-import os
-import signal
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,7 +22,7 @@ from django.db import connection
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.test_e2e_cluster import ENV_DROPPED, Proc, _free_port, _spawn, _test_database_url
+from tests.stack import Proc, answers, free_port, process_environment, spawn_gunicorn, spawn_runjobs, spawn_uvicorn
 
 WAIT_SECONDS = 30
 
@@ -137,60 +134,34 @@ def _wait(what: str, probe, stack: LiveStack, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, trust_env=False, timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def start_live_stack(tmp_path: Path, *, live_processes: int = 2, jobs: bool = True, **live_env: str) -> LiveStack:
     run = uuid.uuid4().hex[:10]
-    env = {key: value for key, value in os.environ.items() if key not in ENV_DROPPED}
-    env.update(
-        {
-            "DATABASE_URL": _test_database_url(),
-            "DJANGO_SETTINGS_MODULE": "project.settings",
-            "DJANGO_DEBUG": "1",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "AUCTION_SANDBOX": "1",
-            "AUCTION_PAYMENT_GATEWAY": "sandbox",
-            "AUCTION_VAR_DIR": str(tmp_path / "var"),
-            "Q_CLUSTER_NAME": f"live-{run}",
-            "CACHE_KEY_PREFIX": f"live-{run}",
-            # The test process publishes too (an editor's change): same channels.
-            "LIVE_CHANNEL_PREFIX": settings.LIVE_CHANNEL_PREFIX,
-            "LIVE_POLL_SECONDS": "0.1",
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-            "NO_PROXY": "127.0.0.1,localhost",
-            **live_env,
-        }
+    env = process_environment(
+        tmp_path / "var",
+        run=f"live-{run}",
+        # The test process publishes too (an editor's change): same channels.
+        LIVE_CHANNEL_PREFIX=settings.LIVE_CHANNEL_PREFIX,
+        LIVE_POLL_SECONDS="0.1",
+        **live_env,
     )
-    if os.environ.get("REDIS_URL"):
-        env["REDIS_URL"] = os.environ["REDIS_URL"]
-    live_ports = [_free_port() for _ in range(live_processes)]
+    live_ports = [free_port() for _ in range(live_processes)]
     stack = LiveStack(web_url="", live_urls=[f"http://127.0.0.1:{port}" for port in live_ports])
-    uvicorn = [sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", "127.0.0.1", "--lifespan", "off"]
     try:
         for index, port in enumerate(live_ports):
-            stack.procs.append(_spawn(f"live{index + 1}", [*uvicorn, "--port", str(port)], env, tmp_path, signal.SIGINT))
-        web_port = _free_port()
+            stack.procs.append(spawn_uvicorn(f"live{index + 1}", env, tmp_path, port=port))
+        web_port = free_port()
         stack.web_url = f"http://127.0.0.1:{web_port}"
         if connection.vendor != "sqlite" and importlib.util.find_spec("gunicorn"):
             # Production's shape: bids on the WSGI workers, sockets on the ASGI processes.
-            env_web = {**env, "GUNICORN_BIND": f"127.0.0.1:{web_port}", "GUNICORN_WORKERS": "2"}
-            gunicorn = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--no-control-socket"]
-            stack.procs.append(_spawn("gunicorn", [*gunicorn, "project.wsgi"], env_web, tmp_path, signal.SIGINT))
+            stack.procs.append(spawn_gunicorn("gunicorn", env, tmp_path, port=web_port))
         else:
             # The embedded default: the same ASGI server takes the bids (make run).
-            stack.procs.append(_spawn("web", [*uvicorn, "--port", str(web_port)], env, tmp_path, signal.SIGINT))
+            stack.procs.append(spawn_uvicorn("web", env, tmp_path, port=web_port))
         if jobs:
-            jobs_args = [sys.executable, "manage.py", "runjobs", "--tick", "1"]
-            stack.procs.append(_spawn("runjobs", jobs_args, env, tmp_path, signal.SIGTERM))
+            stack.procs.append(spawn_runjobs("runjobs", env, tmp_path))
         for url in stack.live_urls:
-            _wait(f"{url} answering", lambda url=url: _answers(f"{url}/ws/health"), stack)
-        _wait("the web server answering", lambda: _answers(f"{stack.web_url}/api/v1/specials"), stack)
+            _wait(f"{url} answering", lambda url=url: answers(f"{url}/ws/health"), stack)
+        _wait("the web server answering", lambda: answers(f"{stack.web_url}/api/v1/specials"), stack)
     except BaseException:
         stack.stop()
         print(stack.tails())

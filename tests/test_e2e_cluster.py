@@ -12,17 +12,12 @@ process, and must change nothing.
 
 import importlib.util
 import logging
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -34,10 +29,19 @@ from auction import signals
 from auction.models import Deposit, Event, Lot, Order, Payment, Refund, Special
 from jobs import tasks
 from tests.factories import LotFactory, SpecialFactory
+from tests.stack import (  # noqa: F401  (ENV_DROPPED, Proc: imported from here by older helpers)
+    ENV_DROPPED,
+    Proc,
+    free_port,
+    process_database_url,
+    process_environment,
+    spawn,
+    spawn_gunicorn,
+    spawn_runjobs,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE_DIR = Path(__file__).resolve().parents[1]
 # From the lot's creation to its hammer: room for two deposits and two bids.
 LOT_SECONDS = 7
 OVERDUE_WINDOW_SECONDS = 8
@@ -47,58 +51,10 @@ OVERDUE_WINDOW_SECONDS = 8
 PROMPT_SECONDS = 12
 WAIT_SECONDS = 30
 ADDRESS = {"name": "阿甲", "phone": "13800000000", "region": "上海市", "detail": "南京东路 1 号"}
-# Set in a developer's shell, these would point the processes elsewhere.
-ENV_DROPPED = ("DATABASE_URL", "REDIS_URL", "SQLITE_TEST_NAME", "Q_CLUSTER_NAME", "CACHE_KEY_PREFIX")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    """The database pytest-django made for this run, as the processes' DATABASE_URL."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    if connection.vendor == "mysql":
-        auth = quote(settings["USER"] or "root", safe="")
-        if settings.get("PASSWORD"):
-            auth += ":" + quote(settings["PASSWORD"], safe="")
-        return f"mysql://{auth}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 3306}/{settings['NAME']}"
-    pytest.skip(f"no end-to-end setup for {connection.vendor}")
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-    stop_signal: int
-
-    def tail(self, chars: int = 20_000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """Ask the leader nicely (the cluster finishes its tasks), then end its whole group."""
-        if self.popen.poll() is None:
-            try:
-                os.kill(self.popen.pid, self.stop_signal)
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
-            except ProcessLookupError:
-                pass
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)  # its group: workers left behind, if any
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.popen.poll() is None:
-            self.popen.wait(timeout=10)
+# The process helpers live in tests/stack.py; these names stay importable from here.
+_free_port = free_port
+_spawn = spawn
+_test_database_url = process_database_url
 
 
 @dataclass
@@ -131,21 +87,6 @@ class Stack:
         return client
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path, stop_signal: int) -> Proc:
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log:
-        popen = subprocess.Popen(
-            args,
-            cwd=BASE_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so teardown reaches its children
-        )
-    return Proc(name=name, popen=popen, log_path=log_path, stop_signal=stop_signal)
-
-
 def _wait_for(what: str, probe, stack: Stack, timeout: float = WAIT_SECONDS, interval: float = 0.2):
     """Poll ``probe`` until it returns something truthy; fail with the processes' logs."""
     deadline = time.monotonic() + timeout
@@ -175,44 +116,20 @@ def start_stack(transactional_db, tmp_path):
 
     def start(*, payment_window: int = 86400) -> Stack:
         run = uuid.uuid4().hex[:10]
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {key: value for key, value in os.environ.items() if key not in ENV_DROPPED}
-        env.update(
-            {
-                "DATABASE_URL": _test_database_url(),
-                "DJANGO_SETTINGS_MODULE": "project.settings",
-                "DJANGO_DEBUG": "1",
-                "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "AUCTION_SANDBOX": "1",
-                "AUCTION_PAYMENT_GATEWAY": "sandbox",
-                "AUCTION_PAYMENT_WINDOW_SECONDS": str(payment_window),
-                "AUCTION_VAR_DIR": str(tmp_path / "var"),
-                # Its own queue (Redis list or ORM key) and cache keys: nothing
-                # another run left behind reaches this cluster.
-                "Q_CLUSTER_NAME": f"e2e-{run}",
-                "CACHE_KEY_PREFIX": f"e2e-{run}",
-                "LOG_LEVEL": "INFO",
-                "PYTHONUNBUFFERED": "1",
-                "NO_PROXY": "127.0.0.1,localhost",
-            }
-        )
-        if os.environ.get("REDIS_URL"):
-            env["REDIS_URL"] = os.environ["REDIS_URL"]
+        # Its own queue (Redis list or ORM key) and cache keys: nothing
+        # another run left behind reaches this cluster.
+        env = process_environment(tmp_path / "var", run=f"e2e-{run}", AUCTION_PAYMENT_WINDOW_SECONDS=str(payment_window))
         stack = Stack(url=url)
         stacks.append(stack)
         if connection.vendor != "sqlite" and importlib.util.find_spec("gunicorn"):
             # The production shape: deploy/gunicorn.conf.py, two worker processes.
-            env_web = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2"}
-            # No control socket: its default path (~/.gunicorn/gunicorn.ctl) is one per machine.
-            gunicorn = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--no-control-socket"]
-            web_args = [*gunicorn, "project.wsgi"]
-            stack.procs.append(_spawn("gunicorn", web_args, env_web, tmp_path, signal.SIGINT))
+            stack.procs.append(spawn_gunicorn("gunicorn", env, tmp_path, port=port))
         else:
             web_args = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-            stack.procs.append(_spawn("runserver", web_args, env, tmp_path, signal.SIGINT))
-        jobs_args = [sys.executable, "manage.py", "runjobs", "--tick", "1"]
-        stack.procs.append(_spawn("runjobs", jobs_args, env, tmp_path, signal.SIGTERM))
+            stack.procs.append(spawn("runserver", web_args, env, tmp_path, signal.SIGINT))
+        stack.procs.append(spawn_runjobs("runjobs", env, tmp_path))
 
         def web_is_up():
             try:

@@ -37,7 +37,7 @@ from auction.services.payments import payment_apply_success
 from auction.services.tokens import token_issue
 from tests.factories import LotFactory, SpecialFactory, UserFactory
 from tests.servers import PORT_BASE, MariaDBServer, RedisServer, port_is_open, wait_until
-from tests.test_e2e_cluster import ENV_DROPPED, Proc, _spawn, _test_database_url
+from tests.stack import Proc, gunicorn_workers, process_database_url, process_environment, spawn, spawn_gunicorn
 
 pytestmark = [
     pytest.mark.mariadb,
@@ -103,38 +103,25 @@ def processes():
 
 
 def environment(tmp_path: Path, *, database_url: str, redis: RedisServer) -> dict[str, str]:
-    run = uuid.uuid4().hex[:10]
-    env = {key: value for key, value in os.environ.items() if key not in ENV_DROPPED}
-    env.update({
-        "DATABASE_URL": database_url,
-        "REDIS_URL": f"{redis.url}/0",
-        "REDIS_CACHE_URL": f"{redis.url}/1",
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "DJANGO_DEBUG": "1",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "AUCTION_SANDBOX": "1",
-        "AUCTION_PAYMENT_GATEWAY": "sandbox",
-        "AUCTION_VAR_DIR": str(tmp_path / "var"),
+    return process_environment(
+        tmp_path / "var",
+        run=f"faults-{uuid.uuid4().hex[:10]}",
+        DATABASE_URL=database_url,
+        REDIS_URL=f"{redis.url}/0",
+        REDIS_CACHE_URL=f"{redis.url}/1",
         # Every bid answer reads the shared cache, as throttle counters will:
         # the fault reaches each request instead of hiding behind a warm card.
-        "AUCTION_LOT_CARD_LOCAL_SECONDS": "0",
+        AUCTION_LOT_CARD_LOCAL_SECONDS="0",
         # Eight scripted bidders bid far faster than a person: the per-user limit
         # still counts every bid in Redis (so the fault reaches it) but never refuses.
-        "AUCTION_THROTTLE_BID": "100000000/10s",
-        "Q_CLUSTER_NAME": f"faults-{run}",
-        "CACHE_KEY_PREFIX": f"faults-{run}",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-        "NO_PROXY": "127.0.0.1,localhost",
-    })
-    return env
+        AUCTION_THROTTLE_BID="100000000/10s",
+        LOG_LEVEL="WARNING",
+    )
 
 
 def start_gunicorn(processes: list[Proc], tmp_path: Path, env: dict[str, str], port: int, workers: int = 2) -> str:
     assert not port_is_open(port), f"port {port} is taken"
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
-    args = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--no-control-socket", "project.wsgi"]
-    proc = _spawn("gunicorn", args, env, tmp_path, signal.SIGINT)
+    proc = spawn_gunicorn("gunicorn", env, tmp_path, port=port, workers=workers)
     processes.append(proc)
     url = f"http://127.0.0.1:{port}"
 
@@ -149,19 +136,6 @@ def start_gunicorn(processes: list[Proc], tmp_path: Path, env: dict[str, str], p
 
     wait_until("gunicorn answering", answering, timeout=60, interval=0.2)
     return url
-
-
-def gunicorn_workers(master: int) -> list[int]:
-    workers = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                workers.append(int(entry))
-    return workers
 
 
 # --- the bidding war -----------------------------------------------------------------------------------------
@@ -313,7 +287,7 @@ def test_redis_stopped_and_restarted_during_bidding_loses_no_bid_and_answers_no_
 ):
     # given: gunicorn on the test database, our Redis as cache and broker, 8 bidders
     lot, tokens = a_hot_lot()
-    url = start_gunicorn(processes, tmp_path, environment(tmp_path, database_url=_test_database_url(), redis=redis_server),
+    url = start_gunicorn(processes, tmp_path, environment(tmp_path, database_url=process_database_url(), redis=redis_server),
                          web_port)
     with BiddingWar(url, lot.pk, tokens) as war:
         time.sleep(3)
@@ -344,7 +318,7 @@ def test_redis_stopped_and_restarted_during_bidding_loses_no_bid_and_answers_no_
 def test_redis_hung_during_bidding_costs_no_bid_and_not_the_throughput(redis_server, processes, tmp_path, web_port):
     # given
     lot, tokens = a_hot_lot()
-    url = start_gunicorn(processes, tmp_path, environment(tmp_path, database_url=_test_database_url(), redis=redis_server),
+    url = start_gunicorn(processes, tmp_path, environment(tmp_path, database_url=process_database_url(), redis=redis_server),
                          web_port)
     with BiddingWar(url, lot.pk, tokens) as war:
         time.sleep(3)
@@ -426,7 +400,7 @@ def test_mariadb_killed_and_restarted_during_bidding_is_503_then_recovers_with_n
 def test_a_worker_killed_mid_request_loses_and_doubles_no_bid(redis_server, processes, tmp_path, web_port):
     # given
     lot, tokens = a_hot_lot()
-    url = start_gunicorn(processes, tmp_path, environment(tmp_path, database_url=_test_database_url(), redis=redis_server),
+    url = start_gunicorn(processes, tmp_path, environment(tmp_path, database_url=process_database_url(), redis=redis_server),
                          web_port, workers=3)
     master = processes[-1].popen.pid
     survivor = min(gunicorn_workers(master))  # one worker always serves while the others boot again
@@ -481,12 +455,12 @@ def test_the_job_cluster_killed_mid_settlement_and_restarted_settles_every_lot_o
         signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=ends_at)
     losers = set(Deposit.objects.filter(user=b).values_list("pk", flat=True))
     # A refund whose poll task died with the cluster is the restart's first sweep's to poll.
-    env = {**environment(tmp_path, database_url=_test_database_url(), redis=redis_server),
+    env = {**environment(tmp_path, database_url=process_database_url(), redis=redis_server),
            "AUCTION_REFUND_POLL_AFTER_SECONDS": "1"}
     jobs_args = [sys.executable, "manage.py", "runjobs", "--tick", "1"]
 
     def runjobs(name: str) -> Proc:
-        proc = _spawn(name, jobs_args, env, tmp_path, signal.SIGTERM)
+        proc = spawn(name, jobs_args, env, tmp_path, signal.SIGTERM)
         processes.append(proc)
         return proc
 

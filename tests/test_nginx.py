@@ -3,37 +3,28 @@ unknown Host (the connection closes, 444), an API body over its limit (413)
 and an over-long URL (414), the last two in the contract's JSON.
 
 It runs the real nginx on loopback with the file as shipped, changed only
-where a test must: a loopback port for 443 and 80 (no TLS), and a stand-in
-upstream that counts what reached it.
+where a test must (tests/stack.py): a loopback port for 443 and 80 (no TLS),
+and a stand-in upstream that counts what reached it.
 """
 
 import json
 import os
-import shutil
 import socket
-import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 
-SHIPPED = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
-HOST = "auction.example.com"
-NGINX = shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if os.path.exists(path)), None)
+from tests.servers import closed_port
+from tests.stack import SHIPPED_NGINX_CONF, Nginx, free_port, nginx_binary, nginx_site_for_test
 
-if NGINX is None:
+HOST = "auction.example.com"
+
+if nginx_binary() is None:
     if os.environ.get("CI"):
         pytest.fail("nginx is not installed (scripts/system-packages.sh nginx)", pytrace=False)
     pytest.skip("nginx is not installed: scripts/system-packages.sh nginx", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Upstream:
@@ -69,49 +60,18 @@ class Upstream:
         self.server.server_close()
 
 
-def for_the_test(conf: str, *, port: int, redirect_port: int, upstream_port: int) -> str:
-    replacements = {
-        "server unix:/run/auction/gunicorn.sock;": f"server 127.0.0.1:{upstream_port};",
-        "listen 80 default_server;": f"listen 127.0.0.1:{port} default_server;",
-        "listen 443 ssl default_server;": "",
-        "ssl_reject_handshake on;": "",
-        "listen 443 ssl http2;": f"listen 127.0.0.1:{port};",
-        "listen 80;": f"listen 127.0.0.1:{redirect_port};",
-    }
-    for shipped, tested in replacements.items():
-        assert shipped in conf, shipped
-        conf = conf.replace(shipped, tested)
-    return "\n".join(line for line in conf.splitlines() if "ssl_certificate" not in line)
-
-
 @pytest.fixture(scope="module")
 def front(tmp_path_factory):
     folder = tmp_path_factory.mktemp("nginx")
     upstream = Upstream()
-    port, redirect_port = _free_port(), _free_port()
-    site = for_the_test(SHIPPED.read_text(), port=port, redirect_port=redirect_port, upstream_port=upstream.port)
-    temp = " ".join(f"{kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    (folder / "nginx.conf").write_text(
-        f"daemon off; worker_processes 1; pid {folder / 'nginx.pid'}; error_log {folder / 'error.log'} warn;\n"
-        + ("user root;\n" if os.geteuid() == 0 else "")
-        + f"events {{ worker_connections 64; }}\nhttp {{ access_log off; {temp}\n{site}\n}}\n"
-    )
-    nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf")], stdout=subprocess.DEVNULL,
-                             stderr=open(folder / "stderr.log", "wb"), start_new_session=True)
+    port, redirect_port = free_port(), free_port()
+    site = nginx_site_for_test(SHIPPED_NGINX_CONF.read_text(), port=port, redirect_port=redirect_port,
+                               web=[f"127.0.0.1:{upstream.port}"], live=[f"127.0.0.1:{closed_port()}"])
+    nginx = Nginx(folder, site, port=port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if nginx.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"nginx did not start: {(folder / 'stderr.log').read_text()}{(folder / 'error.log').read_text()}")
-                time.sleep(0.1)
-        yield {"url": f"http://127.0.0.1:{port}", "port": port, "upstream": upstream}
+        yield {"url": nginx.url, "port": port, "upstream": upstream}
     finally:
-        nginx.terminate()
-        nginx.wait(timeout=10)
+        nginx.stop()
         upstream.stop()
 
 
