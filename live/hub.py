@@ -27,6 +27,7 @@ from auction.services.live import lot_channel, user_channel
 from live import reads
 from live.reads import Origin
 from live.sources import Source, source_for_settings
+from project import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class Hub:
             return "Too many sockets for this user."
         self.sockets_by_ip[socket.client_ip] += 1
         self.sockets += 1
+        metrics.websockets_open(self.sockets)
         return None
 
     async def join(self, socket: Socket) -> None:
@@ -120,6 +122,7 @@ class Hub:
     async def leave(self, socket: Socket, lot_ids: set[int], *, admitted: bool) -> None:
         if admitted:
             self.sockets -= 1
+            metrics.websockets_open(self.sockets)
             self.sockets_by_ip[socket.client_ip] -= 1
             if self.sockets_by_ip[socket.client_ip] <= 0:
                 del self.sockets_by_ip[socket.client_ip]
