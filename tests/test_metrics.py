@@ -170,7 +170,7 @@ def test_the_asgi_process_reports_its_open_sockets(tmp_path):
 
         assert open_sockets() == 0
         # when: two watchers connect
-        sockets = [connect(f"ws://127.0.0.1:{port}/ws/v1/live", open_timeout=15, proxy=None) for _ in range(2)]
+        sockets = [connect(f"ws://127.0.0.1:{port}/ws/v1/live", open_timeout=15, proxy=None, legacy=True) for _ in range(2)]
         try:
             # then
             wait_until("two sockets counted", lambda: open_sockets() == 2, timeout=10)
