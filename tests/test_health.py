@@ -191,7 +191,8 @@ def _web(tmp_path, **env_extra: str):
     """uvicorn serving the site (project.asgi, as `make run`), on the test database unless told otherwise."""
     port = next(_PORTS)
     assert not port_is_open(port), f"port {port} is taken"
-    env = {key: value for key, value in os.environ.items() if key not in ENV_DROPPED}
+    # Its cache on its own Redis too (REDIS_CACHE_URL falls back to REDIS_URL), never the suite's.
+    env = {key: value for key, value in os.environ.items() if key not in (*ENV_DROPPED, "REDIS_CACHE_URL")}
     env.update({
         "DATABASE_URL": _test_database_url(), "DJANGO_SETTINGS_MODULE": "project.settings", "DJANGO_DEBUG": "1",
         "AUCTION_VAR_DIR": str(tmp_path / "var"), "AUCTION_READY_TIMEOUT_SECONDS": "1",
