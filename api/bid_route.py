@@ -34,6 +34,7 @@ from api.bids import BidIn, bid_create
 from api.main import api
 from api.security import TokenKeyAuth
 from auction.money import MAX_FEN
+from project.metrics import BID_ROUTE
 
 # The path Django's URLconf gives bid_create (project/urls.py + api/main.py +
 # api/bids.py), relative to the script prefix as request.path_info is.
@@ -75,6 +76,8 @@ class BidRouteMiddleware:
         return self.bid(request, lot_id=int(match[1]), price=price)
 
     def bid(self, request: HttpRequest, *, lot_id: int, price: int) -> HttpResponse:
+        # No URL resolution names the pattern here: counted under the full route's (project/metrics.py).
+        request.metrics_route = BID_ROUTE
         # In Ninja's order: authentication (its errors through the API's
         # handlers), the throttle, then the view; every exception through the
         # same handlers.

@@ -10,9 +10,10 @@ from api.orders import OrderOut
 from api.schemas import ErrorOut, FenIn, ListParams, LotSummaryOut, paginated
 from api.security import TokenAuth, TokenKeyAuth, optional_user
 from auction import selectors
-from auction.errors import NotFound
+from auction.errors import DomainError, NotFound
 from auction.services.bidding import auto_bid_set, auto_bid_withdraw, bid_place
 from auction.services.buy_now import buy_now
+from project import metrics
 
 router = Router(tags=["bids"])
 
@@ -82,7 +83,12 @@ def bids(request: HttpRequest, lot_id: int, params: Query[ListParams]):
 @router.post("/{int:lot_id}/bids", response={201: BidPlacedOut, **BID_ERRORS}, auth=TokenKeyAuth(), throttle=[throttling.bids],
              summary="Bid (出价)", openapi_extra=IDEMPOTENCY_KEY)
 def bid_create(request: HttpRequest, lot_id: int, payload: BidIn):
-    result = bid_place(lot_id=lot_id, user=request.auth, price=payload.price)
+    try:
+        result = bid_place(lot_id=lot_id, user=request.auth, price=payload.price)
+    except DomainError as refusal:
+        metrics.bid_refused(refusal.code)
+        raise
+    metrics.bid_accepted()
     bid = result.bid
     return Status(201, {
         "bid": {"id": bid.pk, "price": bid.price, "created_at": presenters.local(bid.created_at)},

@@ -12,18 +12,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
-from django_q.models import Failure, Schedule
+from django_q.models import Failure
 from wagtail.admin.ui.components import Component
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 from auction.dashboard import PERIODS, dashboard, live_lots
 from auction.money import format_yuan
 from cms.charts import Bar, bar_chart
+from jobs.health import cluster_heartbeat
 
 PERIOD_LABELS = {"today": _("Today"), "7d": _("7 days"), "30d": _("30 days")}
 # Who may see the figures: anyone who may see orders (ops and finance).
 PERMISSION = "auction.view_order"
-HEARTBEAT_GRACE = timedelta(minutes=1)
 
 
 def _url(name: str, **params) -> str:
@@ -101,18 +101,14 @@ def charts(board) -> dict:
 
 def job_warnings(*, now=None) -> list[str]:
     """Failed tasks in the last day, and a cluster that stopped running schedules."""
-    from jobs.schedules import SWEEP_NAME
-
     now = now or timezone.now()
     warnings = []
     failed = Failure.objects.filter(stopped__gte=now - timedelta(hours=24)).count()
     if failed:
         warnings.append(_("%(count)s task(s) failed in the last 24 hours.") % {"count": failed})
-    # The sweep runs every minute on every broker; its next run falling behind
-    # means no cluster is taking schedules (Django-Q2's own stats live in a
-    # cache the embedded default does not share between processes).
-    sweep = Schedule.objects.filter(name=SWEEP_NAME).only("next_run").first()
-    if sweep is None or (sweep.next_run and sweep.next_run < now - HEARTBEAT_GRACE):
+    # Django-Q2's own heartbeat, or the minute sweep's schedule moving on: the
+    # rule /readyz uses too (jobs/health.py).
+    if not cluster_heartbeat(now=now).is_beating:
         warnings.append(_("The job cluster has not run its schedules for over a minute: is qcluster running?"))
     return warnings
 

@@ -6,6 +6,8 @@ any number of them may run on any number of machines.
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Sync workers behind nginx (deploy/nginx.conf): nginx keeps the clients'
@@ -38,3 +40,25 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn 27's control socket defaults to one path per machine; several
 # instances on one host would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+# Prometheus (project/metrics.py): each worker keeps its values in files in
+# one directory, and /metrics, answered by any worker, sums them. Set here,
+# in the master before any worker is forked or imports prometheus-client,
+# one directory per master (two masters on one machine must not share one:
+# each empties it at its start). PROMETHEUS_MULTIPROC_DIR overrides.
+_metrics_name = "".join(ch if ch.isalnum() else "_" for ch in bind.split(",")[0])
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"auction-prometheus-{_metrics_name}"))
+
+
+def on_starting(server):
+    # What the workers of a previous run counted is not this run's (prometheus-client's multiprocess docs).
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, exist_ok=True)
+
+
+def child_exit(server, worker):
+    # A worker gone (recycled, killed): its live gauges stop counting.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -35,6 +35,7 @@ from live import reads
 from live.reads import Origin
 from live.sources import Source, source_for_settings
 from live.watchers import counts_for_settings
+from project import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class Hub:
         self.sockets_by_ip[socket.client_ip] += 1
         self.sockets += 1
         self.staff_sockets += socket.staff
+        metrics.websockets_open(self.sockets)
         return None
 
     async def join(self, socket: Socket) -> None:
@@ -139,6 +141,7 @@ class Hub:
         if admitted:
             self.sockets -= 1
             self.staff_sockets -= socket.staff
+            metrics.websockets_open(self.sockets)
             self.sockets_by_ip[socket.client_ip] -= 1
             if self.sockets_by_ip[socket.client_ip] <= 0:
                 del self.sockets_by_ip[socket.client_ip]

@@ -90,6 +90,11 @@ class DegradingRedisCache(RedisCache):
             self.breaker.failed(operation, error)
             return fallback
 
+    def ping(self) -> None:
+        """Raises when Redis does not answer: the one call that never degrades
+        (/readyz, project/health.py), and that leaves the breaker as it is."""
+        self._cache.get_client(write=True).ping()
+
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         return self._call("add", True, lambda: super(DegradingRedisCache, self).add(key, value, timeout, version))
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from project import media
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("AUCTION_VAR_DIR", BASE_DIR / "var"))
 
@@ -81,6 +83,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: counts every answer, the refusals of the middleware below too (project/metrics.py).
+    "project.metrics.RequestMetricsMiddleware",
     # First: a bad Host or an oversized body on /api/ is refused before anything reads them.
     "api.middleware.RequestEdgesMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -100,6 +104,8 @@ MIDDLEWARE = [
 # options would only cost every bid their time.
 API_PATH_PREFIX = "/api/"
 API_MIDDLEWARE = [
+    # Outermost: counts every answer, the refusals of the middleware below too (project/metrics.py).
+    "project.metrics.RequestMetricsMiddleware",
     # First: a bad Host or an oversized body on /api/ is refused before anything reads them.
     "api.middleware.RequestEdgesMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -281,11 +287,22 @@ AXES_CLIENT_IP_CALLABLE = "project.client_ip.client_ip"
 
 STATIC_URL = os.environ.get("DJANGO_STATIC_URL", "/static/")
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
-MEDIA_URL = os.environ.get("DJANGO_MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", VAR_DIR / "media"))
+# Local disk (the embedded default) or an S3-compatible bucket: README, "Media on
+# object storage"; project/media.py reads AUCTION_MEDIA_STORAGE, AUCTION_S3_* and
+# AUCTION_MEDIA_BASE_URL (the CDN's address, which media URLs are built on).
+AUCTION_MEDIA_STORAGE = (os.environ.get("AUCTION_MEDIA_STORAGE") or media.LOCAL).strip().lower()
+MEDIA_URL = media.media_base_url(os.environ) or os.environ.get("DJANGO_MEDIA_URL", "/media/")
+try:
+    STORAGES = {
+        "default": media.media_storage(os.environ, media_root=str(MEDIA_ROOT), media_url=MEDIA_URL),
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+except media.MediaSettingsError as error:
+    raise ImproperlyConfigured(str(error)) from error
 # In production nginx (or object storage) serves media; Django only does it
-# for the embedded default.
-AUCTION_SERVE_MEDIA = env_bool("AUCTION_SERVE_MEDIA", DEBUG)
+# for the embedded default, and never from a bucket.
+AUCTION_SERVE_MEDIA = env_bool("AUCTION_SERVE_MEDIA", DEBUG and AUCTION_MEDIA_STORAGE == media.LOCAL)
 
 # --- Wagtail -----------------------------------------------------------------
 
@@ -439,11 +456,27 @@ LIVE_CLIENT_IP_HEADER = os.environ.get("LIVE_CLIENT_IP_HEADER", "").lower()
 LIVE_WATCHERS_SECONDS = float(os.environ.get("LIVE_WATCHERS_SECONDS", "1"))
 LIVE_WATCHERS_TTL_SECONDS = float(os.environ.get("LIVE_WATCHERS_TTL_SECONDS", "15"))
 
+# --- Health and metrics (project/health.py, project/metrics.py) -------------
+# /healthz and /readyz answer anyone (load balancers); /metrics only a client
+# whose address is in AUCTION_METRICS_ALLOW_IPS (addresses or networks, the
+# client as project/client_ip.py takes it) or that sends
+# "Authorization: Bearer <AUCTION_METRICS_TOKEN>". PROMETHEUS_MULTIPROC_DIR
+# (the environment, read by prometheus-client) sums gunicorn's workers.
+AUCTION_METRICS_TOKEN = os.environ.get("AUCTION_METRICS_TOKEN", "")
+AUCTION_METRICS_ALLOW_IPS = env_list("AUCTION_METRICS_ALLOW_IPS", ["127.0.0.1", "::1"])
+# Each of /readyz's checks gets this long; a check still running then fails ("timeout").
+AUCTION_READY_TIMEOUT_SECONDS = float(os.environ.get("AUCTION_READY_TIMEOUT_SECONDS", "2"))
+# The probes' paths, as SecurityMiddleware matches them (no leading slash).
+HEALTH_PATHS = ("healthz", "readyz", "metrics")
+
 # --- Security (production) -------------------------------------------------
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    # A load balancer or Prometheus asks the workers themselves, over plain
+    # HTTP: a redirect to https would read as "down".
+    SECURE_REDIRECT_EXEMPT = [rf"^{path}$" for path in HEALTH_PATHS]
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

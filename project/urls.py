@@ -7,8 +7,15 @@ from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
 from api.main import api
+from project.health import healthz, readyz
+from project.metrics import metrics_view
 
 urlpatterns = [
+    # Probes and ops, ahead of Wagtail's catch-all (never a page of the site);
+    # outside /api/, so the site's chain serves them (project/wsgi.py).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", api.urls),
     path("django-admin/", admin.site.urls),
     path("admin/", include(wagtailadmin_urls)),

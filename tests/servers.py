@@ -1,6 +1,7 @@
 """Real servers of our own for the fault tests: redis-server and mariadbd on
 free ports of their own (kept across a restart), in a temporary directory,
-stopped, hung and restarted at will; two test runs at once never share one."""
+stopped, hung and restarted at will; two test runs at once never share one.
+And an S3-compatible server (moto's server mode) for media on object storage."""
 
 import os
 import shutil
@@ -134,6 +135,54 @@ class MariaDBServer:
         out = subprocess.run(self.client_args("-N", "-B", database, "-e", sql), check=True, capture_output=True,
                              timeout=20, text=True).stdout
         return [line.split("\t") for line in out.splitlines()]
+
+
+class S3Server:
+    """moto's server mode: a real S3 HTTP API on loopback (no AWS, no mock of boto
+    in the process under test), in a process of its own on a free port."""
+
+    ACCESS_KEY, SECRET_KEY, REGION = "test-access-key", "test-secret-key", "us-east-1"
+
+    def __init__(self, directory: Path, port: int | None = None):
+        import importlib.util
+
+        if importlib.util.find_spec("moto") is None:
+            pytest.skip("moto is not installed (requirements/dev.txt)")
+        self.directory, self.port = directory, port or closed_port()
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import sys
+
+        assert not port_is_open(self.port), f"port {self.port} is taken"
+        # Credentials moto needs none of; set so no boto3 in it looks further.
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+               "AWS_DEFAULT_REGION": self.REGION, "NO_PROXY": "127.0.0.1,localhost"}
+        with open(self.directory / "moto.log", "wb") as log:
+            self.popen = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until("moto's S3 server listening", lambda: port_is_open(self.port), timeout=60)
+
+    def client(self):
+        """boto3 on this server, to look into the buckets."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id=self.ACCESS_KEY, aws_secret_access_key=self.SECRET_KEY,
+                            region_name=self.REGION, config=Config(s3={"addressing_style": "path"}, proxies={}))
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
 
 
 def _user() -> str:

@@ -78,7 +78,7 @@ pytestmark = [
 # Media on object storage (issue 19 item 1): True passes the AUCTION_MEDIA_STORAGE=s3
 # settings to every process, against a moto server this test starts, and checks the
 # images are in its bucket. False: media on the local disk every process here shares.
-MEDIA_ON_S3 = False
+MEDIA_ON_S3 = True
 BUCKET = "auction-media"
 
 # From writing the catalog to the hammer: the import, logins, deposits, the war.

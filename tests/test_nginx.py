@@ -117,3 +117,30 @@ def test_an_over_long_url_is_a_contract_414(front):
     with client(front) as http:
         assert_contract(http.get("/api/v1/specials?q=" + "a" * 10_000), 414, "uri_too_long")
         assert_contract(http.get("/api/v1/specials", headers={"X-Big": "b" * 10_000}), 400, "bad_request")
+
+
+def test_the_probes_reach_the_app_from_anywhere(front):
+    # given: a balancer on another address of the machine (loopback, but not 127.0.0.1)
+    seen = len(front["upstream"].seen)
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=front["url"], headers={"Host": HOST}, trust_env=False, timeout=10, transport=transport) as http:
+        # when / then
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/readyz").status_code == 200
+    assert [path for _, path, _ in front["upstream"].seen[seen:]] == ["/healthz", "/readyz"]
+
+
+def test_metrics_are_for_the_internal_networks_only(front):
+    seen = len(front["upstream"].seen)
+    # given: a client whose address is in none of the allowed networks (the
+    # loopback range, outside the one loopback address allowed)
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=front["url"], headers={"Host": HOST}, trust_env=False, timeout=10, transport=transport) as http:
+        # when / then: refused by nginx, never reaching the app
+        assert http.get("/metrics").status_code == 403
+        assert http.get("/ws/metrics").status_code == 403
+    assert front["upstream"].seen[seen:] == []
+    # and from this machine itself, the scrape reaches the workers
+    with client(front) as http:
+        assert http.get("/metrics").status_code == 200
+    assert front["upstream"].seen[seen:] == [("GET", "/metrics", 0)]
