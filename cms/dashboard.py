@@ -108,9 +108,9 @@ def job_warnings(*, now=None) -> list[str]:
     failed = Failure.objects.filter(stopped__gte=now - timedelta(hours=24)).count()
     if failed:
         warnings.append(_("%(count)s task(s) failed in the last 24 hours.") % {"count": failed})
-    # The sweep runs every minute on every broker; its next run falling behind
-    # means no cluster is taking schedules (Django-Q2's own stats live in a
-    # cache the embedded default does not share between processes).
+    # runjobs sweeps every minute on every broker (jobs/sweeper.py); the sweep's
+    # next run falling behind means no cluster is running (Django-Q2's own stats
+    # live in a cache the embedded default does not share between processes).
     sweep = Schedule.objects.filter(name=SWEEP_NAME).only("next_run").first()
     if sweep is None or (sweep.next_run and sweep.next_run < now - HEARTBEAT_GRACE):
         warnings.append(_("The job cluster has not run its schedules for over a minute: is qcluster running?"))
