@@ -29,6 +29,9 @@ SWEEP_NAME = "sweep: reconcile everything due"
 TOKENS_PURGE_NAME = "tokens: purge expired and revoked"
 IDEMPOTENCY_PURGE_NAME = "purge: idempotency keys past 24 h"
 NOTIFICATIONS_NAME = "notifications: send what is due"
+# The sweep schedule's cluster: none of Django-Q2's, so its schedulers leave
+# the row to runjobs' own sweeper thread.
+INLINE_CLUSTER = "runjobs: inline"
 
 
 def once(name: str, func: str, when: datetime, *args) -> Schedule:
@@ -73,8 +76,15 @@ def order_receipt_auto(order_id: int, when: datetime) -> Schedule:
 
 
 def sweep_every_minute(*, first_run: datetime | None = None) -> Schedule:
-    """``first_run``: when the next sweep is due (else it keeps its time)."""
-    defaults = {"func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}
+    """``first_run``: when the next sweep is due (else it keeps its time).
+
+    ``runjobs`` runs it (jobs/sweeper.py), every ``AUCTION_SWEEP_SECONDS``
+    whatever the row's minutes say; its cluster is one no Django-Q2 cluster
+    has, so no scheduler queues it behind a backlog."""
+    defaults = {
+        "func": "jobs.tasks.sweep", "schedule_type": Schedule.MINUTES, "repeats": -1, "cluster": INLINE_CLUSTER,
+        "minutes": max(1, round(settings.AUCTION_SWEEP_SECONDS / 60)),
+    }
     if first_run is not None:
         defaults["next_run"] = first_run
     schedule, _ = Schedule.objects.update_or_create(name=SWEEP_NAME, defaults=defaults)

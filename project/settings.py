@@ -333,6 +333,9 @@ AUCTION_TOKEN_TTL_SECONDS = env_int("AUCTION_TOKEN_TTL_SECONDS", 30 * 86400)
 # The sweep polls a refund the gateway took this long ago and nothing has
 # finished since (its poll task lost with a crashed cluster, say).
 AUCTION_REFUND_POLL_AFTER_SECONDS = env_int("AUCTION_REFUND_POLL_AFTER_SECONDS", 30)
+# Seconds between sweeps. ``runjobs`` runs the sweep in a thread of its own
+# (jobs/sweeper.py), not through the queue: it never waits behind a backlog.
+AUCTION_SWEEP_SECONDS = env_int("AUCTION_SWEEP_SECONDS", 60)
 
 # Live tokens per user (phones, re-installs): a new login revokes the oldest beyond it.
 AUCTION_TOKENS_PER_USER = env_int("AUCTION_TOKENS_PER_USER", 10)

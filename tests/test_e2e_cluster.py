@@ -140,8 +140,8 @@ def start_stack(transactional_db, tmp_path):
                 return False
 
         _wait_for("the web server answering", web_is_up, stack, timeout=60)
-        # Ready: the sweep, due at once, ran through a tick, the broker, a worker and
-        # the result monitor. Django-Q2's own scheduler would first look after 30 s.
+        # Ready: the sweep, due at once, ran in runjobs' sweep thread, which starts
+        # once the cluster's workers, pusher and monitor are up (jobs/sweeper.py).
         first_sweep = Task.objects.filter(func="jobs.tasks.sweep", success=True)
         _wait_for("the job cluster's first sweep (the schedule ticker)", first_sweep.exists, stack, timeout=20)
         return stack
