@@ -55,6 +55,13 @@ class RedisSource(Source):
         super().__init__(deliver, resync)
         self.prefix = redis_channel("")
         self.pubsub = None
+        # A command sent while the connection is being made would make redis-py's
+        # PubSub open a second connection and read only that one: the first socket's
+        # user channel, subscribed on the first, then never delivered (issue 19's
+        # multi-process journey: A's `won` lost while its lots' messages arrived).
+        # Commands wait for the connection under this lock.
+        self.lock = asyncio.Lock()
+        self.ready = False
 
     def _connect(self):
         import redis.asyncio as redis
@@ -65,7 +72,11 @@ class RedisSource(Source):
     async def subscribe(self, channel: str) -> None:
         new = channel not in self.channels
         await super().subscribe(channel)
-        if new and self.pubsub is not None:
+        if not new:
+            return
+        async with self.lock:
+            if not self.ready or channel not in self.channels:
+                return  # the reader subscribes to every channel when it (re)connects
             try:
                 await self.pubsub.subscribe(redis_channel(channel))
             except Exception:  # noqa: BLE001  (the reader reconnects and subscribes to everything)
@@ -73,7 +84,9 @@ class RedisSource(Source):
 
     async def unsubscribe(self, channel: str) -> None:
         await super().unsubscribe(channel)
-        if self.pubsub is not None:
+        async with self.lock:
+            if not self.ready or channel in self.channels:
+                return
             try:
                 await self.pubsub.unsubscribe(redis_channel(channel))
             except Exception:  # noqa: BLE001
@@ -82,9 +95,11 @@ class RedisSource(Source):
     async def run(self) -> None:
         while True:
             try:
-                self.pubsub = self._connect()
-                # A dummy channel keeps the connection subscribed while no socket watches anything.
-                await self.pubsub.subscribe(redis_channel("process"), *(redis_channel(c) for c in self.channels))
+                async with self.lock:
+                    self.pubsub = self._connect()
+                    # A dummy channel keeps the connection subscribed while no socket watches anything.
+                    await self.pubsub.subscribe(redis_channel("process"), *(redis_channel(c) for c in self.channels))
+                    self.ready = True
                 if not self.healthy:
                     self.resync()  # announcements sent while we were away are lost: read the state again
                 self.healthy = True
@@ -100,6 +115,7 @@ class RedisSource(Source):
                 if self.healthy:
                     logger.warning("live: Redis subscription lost (%s); reconnecting", exc)
                 self.healthy = False
+                self.ready = False
                 try:
                     await self.pubsub.aclose()
                 except Exception:  # noqa: BLE001

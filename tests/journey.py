@@ -18,7 +18,7 @@ from django.db import connection
 from django_q.models import Task
 
 from tests.live_stack import Watcher
-from tests.servers import closed_port, wait_until
+from tests.servers import S3Server, closed_port, wait_until
 from tests.stack import (
     SHIPPED_NGINX_CONF,
     Nginx,
@@ -47,7 +47,7 @@ class Journey:
         self.var_dir = tmp_path / "var"
         self.procs: dict[str, Proc] = {}
         self.nginx: Nginx | None = None
-        self.s3: Proc | None = None
+        self.s3: S3Server | None = None
         self.connections = None  # a ConnectionPeak, stopped with the rest
         self.watchers: list[Watcher] = []
         self.started = time.monotonic()
@@ -94,23 +94,26 @@ class Journey:
 
 
 def media_environment(journey: Journey, *, on_s3: bool, bucket: str) -> dict[str, str]:
-    """Media on object storage: a moto server of ours and the settings that point every process at it."""
+    """Media on object storage: a moto server of ours (tests/servers.py) and the settings that point every process at it."""
     if not on_s3:
         return {}
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    journey.s3 = spawn("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                       {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}, journey.tmp_path, signal.SIGTERM)
-    journey.wait("the S3 server answering", lambda: answers(f"{endpoint}/"))
-    assert httpx.put(f"{endpoint}/{bucket}", trust_env=False, timeout=10).status_code == 200
+    import json
+
+    journey.s3 = S3Server(journey.tmp_path)
+    journey.s3.start()
+    s3 = journey.s3.client()
+    s3.create_bucket(Bucket=bucket)
+    # The bucket's own address stands in for the CDN, which reads it anonymously.
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
     return {
         "AUCTION_MEDIA_STORAGE": "s3",
         "AUCTION_S3_BUCKET": bucket,
-        "AUCTION_S3_ENDPOINT_URL": endpoint,
-        "AUCTION_S3_ACCESS_KEY": "test",
-        "AUCTION_S3_SECRET_KEY": "test",
-        "AUCTION_S3_REGION": "us-east-1",
-        "AUCTION_MEDIA_BASE_URL": f"{endpoint}/{bucket}/",
+        "AUCTION_S3_ENDPOINT_URL": journey.s3.url,
+        "AUCTION_S3_ACCESS_KEY": S3Server.ACCESS_KEY,
+        "AUCTION_S3_SECRET_KEY": S3Server.SECRET_KEY,
+        "AUCTION_S3_REGION": S3Server.REGION,
+        "AUCTION_MEDIA_BASE_URL": f"{journey.s3.url}/{bucket}/",
     }
 
 
@@ -123,6 +126,8 @@ def start(journey: Journey, *, pay_window_seconds: int, media: dict[str, str]) -
         AUCTION_PAYMENT_WINDOW_SECONDS=str(pay_window_seconds),
         # nginx in front sets X-Forwarded-For: the limits and the lockout read the client there.
         AUCTION_NUM_PROXIES="1",
+        # The watchers wait out the lots' minute to the hammer without a word: not idle-closed meanwhile.
+        LIVE_IDLE_SECONDS="600",
         # An hour's window: the count cannot roll over between the requests that fill it.
         AUCTION_THROTTLE_QUOTE="4/h",
         LIVE_CHANNEL_PREFIX=f"{run}:live",
