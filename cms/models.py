@@ -24,7 +24,7 @@ from wagtail.models import Orderable, Page
 
 from auction.money import BasisPointsField, FenField
 from auction.services import catalog
-from cms.market_panels import LotMarketPanel, SpecialMarketPanel
+from cms.market_panels import LotMarketPanel, MarketTab, SpecialMarketPanel
 from cms.page_forms import LotPageForm, SpecialPageForm
 from cms.rich_text import api_html
 
@@ -88,7 +88,7 @@ class SpecialPage(Page):
     edit_handler = TabbedInterface([
         ObjectList(content_panels, heading=gettext_lazy("Content")),
         # Read-only: what bids made of the published special.
-        ObjectList([SpecialMarketPanel(heading=_("Market summary"))], heading=_("Market")),
+        MarketTab([SpecialMarketPanel(heading=_("Market summary"))], heading=_("Market")),
         ObjectList(Page.promote_panels, heading=gettext_lazy("Promote")),
         ObjectList(Page.settings_panels, heading=gettext_lazy("Settings")),
     ])
@@ -158,7 +158,7 @@ class LotPage(Page):
     edit_handler = TabbedInterface([
         ObjectList(content_panels, heading=gettext_lazy("Content")),
         # Read-only: price, leader, bids and deposits live on the market row, not the page.
-        ObjectList([LotMarketPanel(heading=_("Market state"))], heading=_("Market")),
+        MarketTab([LotMarketPanel(heading=_("Market state"))], heading=_("Market")),
         ObjectList(Page.promote_panels, heading=gettext_lazy("Promote")),
         ObjectList(Page.settings_panels, heading=gettext_lazy("Settings")),
     ])

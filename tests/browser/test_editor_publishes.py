@@ -119,7 +119,7 @@ def test_editor_publishes_a_special_and_a_lot_that_the_api_serves(page, auction_
     click_publish(page)
 
     # then: the form comes back with the reason, and nothing is published
-    expect(page.get_by_text("cannot be below the start price")).to_be_visible()
+    expect(page.get_by_text("不能低于起拍价")).to_be_visible()  # the editor works in zh-hans
     assert page.url == add_form_url
     expect(page.locator('input[name="gallery_images-TOTAL_FORMS"]')).to_have_value("1")
     listed = api.get("/specials").json()
