@@ -336,6 +336,8 @@ AUCTION_REFUND_POLL_AFTER_SECONDS = env_int("AUCTION_REFUND_POLL_AFTER_SECONDS",
 # Seconds between sweeps. ``runjobs`` runs the sweep in a thread of its own
 # (jobs/sweeper.py), not through the queue: it never waits behind a backlog.
 AUCTION_SWEEP_SECONDS = env_int("AUCTION_SWEEP_SECONDS", 60)
+# A refund batch claimed by a sender that died is anyone's again after this (auction/services/refund_batches.py).
+AUCTION_REFUND_CLAIM_LEASE_SECONDS = env_int("AUCTION_REFUND_CLAIM_LEASE_SECONDS", 60)
 
 # Live tokens per user (phones, re-installs): a new login revokes the oldest beyond it.
 AUCTION_TOKENS_PER_USER = env_int("AUCTION_TOKENS_PER_USER", 10)

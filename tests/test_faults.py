@@ -455,8 +455,10 @@ def test_the_job_cluster_killed_mid_settlement_and_restarted_settles_every_lot_o
         signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=ends_at)
     losers = set(Deposit.objects.filter(user=b).values_list("pk", flat=True))
     # A refund whose poll task died with the cluster is the restart's first sweep's to poll.
+    # What the dead cluster held comes back in seconds, not the production minute: its
+    # turn at the sweep (AUCTION_SWEEP_SECONDS) and the refund batch it had claimed.
     env = {**environment(tmp_path, database_url=process_database_url(), redis=redis_server),
-           "AUCTION_REFUND_POLL_AFTER_SECONDS": "1"}
+           "AUCTION_REFUND_POLL_AFTER_SECONDS": "1", "AUCTION_SWEEP_SECONDS": "2", "AUCTION_REFUND_CLAIM_LEASE_SECONDS": "5"}
     jobs_args = [sys.executable, "manage.py", "runjobs", "--tick", "1"]
 
     def runjobs(name: str) -> Proc:

@@ -94,7 +94,22 @@ COUPON_AMOUNT = 30_000
 # --- 1. the catalog ----------------------------------------------------------------------------------------
 
 
+def wagtail_root() -> None:
+    """The page tree's root, its locale and the root collection, which Wagtail's migrations made: a transactional
+    test run before this one flushed every table, theirs too (pytest-django runs them last)."""
+    from django.conf import settings as django_settings
+    from django.utils.translation import get_supported_language_variant
+    from wagtail.models import Collection, Locale, Page
+
+    if Page.get_first_root_node() is None:
+        Locale.objects.get_or_create(language_code=get_supported_language_variant(django_settings.LANGUAGE_CODE))
+        Page.add_root(instance=Page(title="Root", slug="root"))
+    if Collection.get_first_root_node() is None:
+        Collection.add_root(name="Root")
+
+
 def import_catalog(journey: Journey, env: dict[str, str]) -> tuple[Special, Lot, Lot]:
+    wagtail_root()
     """The editors' spreadsheet with two images, imported by the command in a process of its own."""
     folder = journey.tmp_path / "catalog"
     folder.mkdir()

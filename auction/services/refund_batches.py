@@ -35,7 +35,7 @@ from auction.services.payments import refund_retry_delay
 logger = logging.getLogger(__name__)
 
 # A claimed batch not answered by then (its sender died) is anyone's again.
-CLAIM_LEASE = timedelta(seconds=60)
+CLAIM_LEASE = timedelta(seconds=settings.AUCTION_REFUND_CLAIM_LEASE_SECONDS)
 
 
 def rate_slots(kind: str, *, count: int, per_second: int) -> list[float]:
