@@ -55,6 +55,8 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
+DUMP = os.environ.get("BENCH_WATCHERS_DUMP")  # a file name: every message's timings, for looking into the tail
+
 from machine import CLK_TCK, HOST, free_port, log, pids_by_comm, proc_cpu_ticks  # noqa: E402
 from servers import Nginx, Server  # noqa: E402
 
@@ -143,6 +145,9 @@ class Watchers:
         self.sockets: list = [None] * len(lots)
         self.tasks: list[asyncio.Task] = []
         self.latencies: list[float] = []
+        self.server_side: list[float] = []  # commit -> the message's server_time
+        self.delivery: list[float] = []  # server_time -> received here
+        self.timeline: list[tuple] = []
         self.messages = 0
         self.snapshots = 0
         self.errors = 0
@@ -154,20 +159,13 @@ class Watchers:
         from websockets.exceptions import InvalidStatus
 
         try:
-            async with connect(self.url, open_timeout=60, ping_interval=None, proxy=None) as socket:
+            async with connect(self.url, open_timeout=60, ping_interval=None, proxy=None, compression=None) as socket:
                 self.sockets[index] = socket
                 await socket.send(json.dumps({"op": "watch", "lot_ids": [self.lots[index]]}))
-                last_ping = time.monotonic()
-                while True:
-                    try:
-                        text = await asyncio.wait_for(socket.recv(), timeout=25)
-                    except TimeoutError:
-                        text = None
-                    if time.monotonic() - last_ping > 25:
-                        await socket.send('{"op":"ping"}')
-                        last_ping = time.monotonic()
-                    if text is None:
-                        continue
+                # A plain recv per message (pings come from one task for all, ping_all):
+                # asyncio.wait_for around each recv made a task and a timer per message,
+                # a third of this harness's CPU per message.
+                async for text in socket:
                     message = json.loads(text)
                     kind = message["type"]
                     if kind == "snapshot":
@@ -180,8 +178,15 @@ class Watchers:
                         self.messages += 1
                         self.last[index] = {"price": message["lot"]["current_price"], "version": message["version"]}
                         if self.recording and message.get("committed_at"):
+                            received = time.time()
                             committed = datetime.fromisoformat(message["committed_at"]).timestamp()
-                            self.latencies.append(time.time() - committed)
+                            sent = datetime.fromisoformat(message["server_time"]).timestamp()
+                            self.latencies.append(received - committed)
+                            # Where the time went: before the server wrote the message, and after.
+                            self.server_side.append(sent - committed)
+                            self.delivery.append(received - sent)
+                            if DUMP:
+                                self.timeline.append((received, sent - committed, received - sent, self.lots[index]))
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001
@@ -190,6 +195,17 @@ class Watchers:
                 self.server_errors += 1
             if ready is not None:
                 ready.set()
+
+    async def ping_all(self) -> None:
+        """Every socket says something within the server's 60 s idle limit."""
+        while True:
+            await asyncio.sleep(25)
+            for socket in self.sockets:
+                if socket is not None:
+                    try:
+                        await socket.send('{"op":"ping"}')
+                    except Exception:  # noqa: BLE001  (a socket gone: its task saw it)
+                        pass
 
     async def connect_all(self) -> float:
         started = time.monotonic()
@@ -289,6 +305,7 @@ def watcher_process(conn, url: str, lots: list[int]) -> None:
 
 async def watcher_main(conn, url: str, lots: list[int]) -> None:
     watchers = Watchers(url, lots)
+    pinger = asyncio.create_task(watchers.ping_all())  # noqa: F841  (runs as long as the process)
     while True:
         command = await asyncio.to_thread(conn.recv)
         if command == "connect":
@@ -296,10 +313,14 @@ async def watcher_main(conn, url: str, lots: list[int]) -> None:
             conn.send({"seconds": seconds, "errors": watchers.errors})
         elif command == "record":
             watchers.latencies, watchers.recording, watchers.messages = [], True, 0
+            watchers.server_side, watchers.delivery = [], []
             conn.send(None)
         elif command == "stop_recording":
             watchers.recording = False
-            conn.send({"latencies": watchers.latencies, "messages": watchers.messages})
+            if DUMP:
+                Path(f"{DUMP}.{os.getpid()}").write_text(json.dumps(watchers.timeline))
+            conn.send({"latencies": watchers.latencies, "messages": watchers.messages,
+                       "server_side": watchers.server_side, "delivery": watchers.delivery})
         elif command == "last":
             conn.send([None if last is None else last["price"] for last in watchers.last])
         elif command == "storm":
@@ -379,6 +400,11 @@ async def bids_elsewhere(seconds: float, rate: float, base: str, lot_ids: list[i
     return result
 
 
+def percentiles_ms(recorded: list[dict], key: str) -> tuple[float, float]:
+    values = sorted(value for part in recorded for value in part[key]) or [float("nan")]
+    return values[len(values) // 2] * 1000, values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+
+
 def cpu_seconds(pids: list[int]) -> float:
     return sum(proc_cpu_ticks(pid) for pid in pids) / CLK_TCK
 
@@ -450,9 +476,7 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
         for mark in (1, 3, 20):
             await asyncio.sleep(mark - (max(stale_after) if stale_after else 0))
             stale_after[mark] = await stale_now()
-        latencies = sorted(latency for part in recorded for latency in part["latencies"]) or [float("nan")]
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+        p50, p99 = percentiles_ms(recorded, "latencies")
         # The reconnect storm: everyone drops and comes back.
         storm = await crowd.ask("storm")
         alive = live.poll() is None and web.proc is not None and web.proc.poll() is None
@@ -463,6 +487,9 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
             "rss_per_socket_kib": round((rss_idle - rss_before) / max(args.watchers, 1), 1),
             "messages_per_s": round(delivered, 1),
             "commit_to_watcher_p50_ms": round(p50, 1), "p99_ms": round(p99, 1),
+            # The same split at the message's server_time (the server's clock, ms): written / on the wire and read.
+            "commit_to_written_p50_p99_ms": [round(x, 1) for x in percentiles_ms(recorded, "server_side")],
+            "written_to_read_p50_p99_ms": [round(x, 1) for x in percentiles_ms(recorded, "delivery")],
             "stale_final": stale_after[20], "stale_after_1_3_20_s": list(stale_after.values()),
             "bids_per_s_alone": round(alone["accepted_per_s"], 1),
             "bids_per_s_with_watchers": round(with_watchers["accepted_per_s"], 1),

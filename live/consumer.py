@@ -13,6 +13,7 @@ import time
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.cookie import parse_cookie
@@ -89,6 +90,20 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.admitted = True
         await hub.join(self)
+
+    async def dispatch(self, message) -> None:
+        """As Channels' own, without its ``close_old_connections`` before every message.
+
+        That call is a hop to the process's one sync thread per message, a ping
+        included, and the same thread does the hub's lot reads: a minute's pings
+        from 2,500 sockets queued ahead of the reads held the lots' messages back
+        by seconds (bench/watchers.py, commit -> written p99 2-3 s). Every read a
+        socket makes goes through ``live.reads``, which renews its connection itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
         await self.send_message("error", code=code, message=message)
