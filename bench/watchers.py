@@ -57,7 +57,7 @@ for key, value in {
 
 DUMP = os.environ.get("BENCH_WATCHERS_DUMP")  # a file name: every message's timings, for looking into the tail
 
-from machine import CLK_TCK, HOST, free_port, log, pids_by_comm, proc_cpu_ticks  # noqa: E402
+from machine import CLK_TCK, HOST, free_port, log, pids_by_comm, proc_cpu_ticks, proc_stat  # noqa: E402
 from servers import Nginx, Server  # noqa: E402
 
 
@@ -137,6 +137,77 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+class LeanSocket(asyncio.Protocol):
+    """A `websockets` client on its Sans-I/O protocol (handshake, framing, answering the
+    server's pings) under a bare asyncio Protocol: the harness's own CPU per message
+    is the smaller part of this box then. At W = 5,000 its asyncio client cost ~65 µs
+    of CPU a message (a future and a queue per recv), this ~45, the kernel's ~15 of
+    it included. A frame's text is handed to ``on_text`` as it is parsed."""
+
+    def __init__(self, url: str, on_text):
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        self.protocol = ClientProtocol(parse_uri(url))
+        self.on_text = on_text
+        self.opened: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.closing = False
+        self.transport = None
+
+    @classmethod
+    async def open(cls, url: str, on_text) -> "LeanSocket":
+        from websockets.uri import parse_uri
+
+        uri = parse_uri(url)
+        loop = asyncio.get_running_loop()
+        _, socket = await asyncio.wait_for(loop.create_connection(lambda: cls(url, on_text), uri.host, uri.port), 60)
+        await asyncio.wait_for(socket.opened, 60)
+        return socket
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.protocol.send_request(self.protocol.connect())
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.frames import Opcode
+        from websockets.http11 import Response
+
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                if self.protocol.handshake_exc is not None:
+                    self.opened.set_exception(self.protocol.handshake_exc)
+                else:
+                    self.opened.set_result(None)
+            elif event.opcode is Opcode.TEXT:
+                self.on_text(event.data)
+        self.flush()  # pongs to the server's pings, the close handshake
+
+    def flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def send_text(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        self.flush()
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
 class Watchers:
     def __init__(self, url: str, lots: list[int]):
         self.url = url
@@ -154,56 +225,62 @@ class Watchers:
         self.server_errors = 0  # handshakes answered 5xx
         self.recording = False
 
-    async def one(self, index: int, ready: asyncio.Event | None) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus
+    def on_text(self, index: int, text: bytes | str, ready: list) -> None:
+        message = json.loads(text)
+        kind = message["type"]
+        if kind == "snapshot":
+            self.snapshots += 1
+            self.last[index] = {"price": message["lot"]["current_price"], "version": message["version"]}
+            if ready:
+                ready.pop().set()
+        elif kind == "lot":
+            self.messages += 1
+            self.last[index] = {"price": message["lot"]["current_price"], "version": message["version"]}
+            if self.recording and message.get("committed_at"):
+                received = time.time()
+                committed = datetime.fromisoformat(message["committed_at"]).timestamp()
+                sent = datetime.fromisoformat(message["server_time"]).timestamp()
+                self.latencies.append(received - committed)
+                # Where the time went: before the server wrote the message, and after.
+                self.server_side.append(sent - committed)
+                self.delivery.append(received - sent)
+                if DUMP:
+                    self.timeline.append((received, sent - committed, received - sent, self.lots[index]))
 
+    async def one(self, index: int, ready: asyncio.Event | None) -> None:
+        waiting = [ready] if ready is not None else []
+        socket = None
         try:
-            async with connect(self.url, open_timeout=60, ping_interval=None, proxy=None, compression=None) as socket:
-                self.sockets[index] = socket
-                await socket.send(json.dumps({"op": "watch", "lot_ids": [self.lots[index]]}))
-                # A plain recv per message (pings come from one task for all, ping_all):
-                # asyncio.wait_for around each recv made a task and a timer per message,
-                # a third of this harness's CPU per message.
-                async for text in socket:
-                    message = json.loads(text)
-                    kind = message["type"]
-                    if kind == "snapshot":
-                        self.snapshots += 1
-                        self.last[index] = {"price": message["lot"]["current_price"], "version": message["version"]}
-                        if ready is not None:
-                            ready.set()
-                            ready = None
-                    elif kind == "lot":
-                        self.messages += 1
-                        self.last[index] = {"price": message["lot"]["current_price"], "version": message["version"]}
-                        if self.recording and message.get("committed_at"):
-                            received = time.time()
-                            committed = datetime.fromisoformat(message["committed_at"]).timestamp()
-                            sent = datetime.fromisoformat(message["server_time"]).timestamp()
-                            self.latencies.append(received - committed)
-                            # Where the time went: before the server wrote the message, and after.
-                            self.server_side.append(sent - committed)
-                            self.delivery.append(received - sent)
-                            if DUMP:
-                                self.timeline.append((received, sent - committed, received - sent, self.lots[index]))
+            socket = await LeanSocket.open(self.url, lambda text: self.on_text(index, text, waiting))
+            self.sockets[index] = socket
+            socket.send_text(json.dumps({"op": "watch", "lot_ids": [self.lots[index]]}))
+            await socket.closed
+            if not socket.closing:
+                raise ConnectionError(f"closed by the server: {socket.protocol.close_code}")
         except asyncio.CancelledError:
+            if socket is not None:
+                socket.close()
             raise
         except Exception as error:  # noqa: BLE001
             self.errors += 1
-            if isinstance(error, InvalidStatus) and error.response.status_code >= 500:
+            status = getattr(getattr(error, "response", None), "status_code", 0)
+            if status >= 500:
                 self.server_errors += 1
-            if ready is not None:
-                ready.set()
+            for event in waiting:
+                event.set()
 
     async def ping_all(self) -> None:
-        """Every socket says something within the server's 60 s idle limit."""
+        """Every socket says something within the server's 60 s idle limit, each at its own
+        moment as phones do (a twenty-fifth of them each second): all at once, 2,500 pings a
+        process made a burst of pongs that held the other messages back for two seconds."""
+        turn = 0
         while True:
-            await asyncio.sleep(25)
-            for socket in self.sockets:
+            await asyncio.sleep(1)
+            turn = (turn + 1) % 25
+            for socket in self.sockets[turn::25]:
                 if socket is not None:
                     try:
-                        await socket.send('{"op":"ping"}')
+                        socket.send_text('{"op":"ping"}')
                     except Exception:  # noqa: BLE001  (a socket gone: its task saw it)
                         pass
 
@@ -226,59 +303,110 @@ class Watchers:
         self.tasks = []
 
 
+class LeanHTTP:
+    """Keep-alive HTTP/1.1 connections to nginx, a pool of them, for the bidder: httpx
+    took ~2.4 ms of CPU a bid here (a fifth of a core at 100 bids/s, on the box the
+    server shares), this ~0.9 ms. Only what nginx answers: Content-Length or chunked
+    bodies."""
+
+    def __init__(self, base: str, size: int):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base)
+        self.host, self.port, self.prefix = parts.hostname, parts.port or 80, parts.path.rstrip("/")
+        self.idle: list = []
+        self.slots = asyncio.Semaphore(size)
+
+    async def post_json(self, path: str, body: dict, token: str) -> tuple[int, bytes]:
+        payload = json.dumps(body).encode()
+        head = (f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+        async with self.slots:
+            reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+            try:
+                writer.write(head + payload)
+                status, answer, keep = await asyncio.wait_for(self._read(reader), 30)
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self.idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, answer
+
+    @staticmethod
+    async def _read(reader) -> tuple[int, bytes, bool]:
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:] if line)}
+        if headers.get("transfer-encoding") == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                chunks.append(await reader.readexactly(size + 2))
+                if size == 0:
+                    break
+            answer = b"".join(chunk[:-2] for chunk in chunks)
+        else:
+            answer = await reader.readexactly(int(headers.get("content-length", 0)))
+        return status, answer, headers.get("connection", "").lower() != "close"
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
 async def bid_for(seconds: float, rate: float, base: str, lot_ids: list[int], tokens: list[str],
                   current: dict[int, tuple[int, int]]) -> dict:
     """Open loop: ``rate`` bids a second, each at the lot's next price as this bidder
     last learnt it plus one step per bid sent since (a fixed step of 1,000 fen), so a
     bid is valid when sent and is refused only when overtaken in flight."""
-    import httpx
-
     accepted = refused = failed = 0
     statuses: dict = {}
     latencies: list[float] = []
     prices = {lot_id: price + 1000 for lot_id, (price, _) in current.items()}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base + "/api/v1", limits=limits, timeout=30, trust_env=False) as client:
-        pending: set[asyncio.Task] = set()
+    client = LeanHTTP(base + "/api/v1", 64)
+    pending: set[asyncio.Task] = set()
 
-        async def one(lot_id: int, token: str) -> None:
-            nonlocal accepted, refused, failed
-            price = prices[lot_id]
-            prices[lot_id] = price + 1000
-            sent_at = time.monotonic()
-            try:
-                response = await client.post(f"/lots/{lot_id}/bids", json={"price": price},
-                                             headers={"Authorization": f"Bearer {token}"})
-                latencies.append(time.monotonic() - sent_at)
-                if response.status_code == 201:
-                    accepted += 1
-                elif response.status_code == 409:
-                    refused += 1
-                    body = response.json()
-                    statuses[body.get("code")] = statuses.get(body.get("code"), 0) + 1
-                    detail = body.get("detail") or {}
-                    if "next_min_bid" in detail:
-                        prices[lot_id] = max(prices[lot_id], detail["next_min_bid"])
-                else:
-                    failed += 1
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-            except Exception as exc:  # noqa: BLE001
+    async def one(lot_id: int, token: str) -> None:
+        nonlocal accepted, refused, failed
+        price = prices[lot_id]
+        prices[lot_id] = price + 1000
+        sent_at = time.monotonic()
+        try:
+            status, answer = await client.post_json(f"/lots/{lot_id}/bids", {"price": price}, token)
+            latencies.append(time.monotonic() - sent_at)
+            if status == 201:
+                accepted += 1
+            elif status == 409:
+                refused += 1
+                body = json.loads(answer)
+                statuses[body.get("code")] = statuses.get(body.get("code"), 0) + 1
+                detail = body.get("detail") or {}
+                if "next_min_bid" in detail:
+                    prices[lot_id] = max(prices[lot_id], detail["next_min_bid"])
+            else:
                 failed += 1
-                statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
+        except Exception as exc:  # noqa: BLE001
+            failed += 1
+            statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
 
-        started = time.monotonic()
-        sent = 0
-        while time.monotonic() - started < seconds:
-            due = int((time.monotonic() - started) * rate)
-            while sent < due:
-                task = asyncio.create_task(one(random.choice(lot_ids), random.choice(tokens)))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                sent += 1
-            await asyncio.sleep(0.005)
-        if pending:
-            await asyncio.wait(pending, timeout=30)
-        elapsed = time.monotonic() - started
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < seconds:
+        due = int((time.monotonic() - started) * rate)
+        while sent < due:
+            task = asyncio.create_task(one(random.choice(lot_ids), random.choice(tokens)))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
+        await asyncio.sleep(0.005)
+    if pending:
+        await asyncio.wait(pending, timeout=30)
+    elapsed = time.monotonic() - started
+    client.close()
     latencies.sort()
     at = lambda q: round(latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000, 1) if latencies else None  # noqa: E731
     return {"accepted_per_s": accepted / elapsed, "accepted": accepted, "refused": refused, "failed": failed, "sent": sent,
@@ -340,7 +468,10 @@ def bidder_process(conn, seconds: float, rate: float, base: str, lot_ids: list[i
 
     django.setup()  # the lots' prices to start from
     try:
-        conn.send(asyncio.run(bid_for(seconds, rate, base, lot_ids, tokens, final_states(lot_ids))))
+        current = final_states(lot_ids)
+        started = time.process_time()
+        result = asyncio.run(bid_for(seconds, rate, base, lot_ids, tokens, current))
+        conn.send({**result, "cpu_s": time.process_time() - started})
     except BaseException as exc:
         conn.send({"error": repr(exc)})
         raise
@@ -409,6 +540,11 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(proc_cpu_ticks(pid) for pid in pids) / CLK_TCK
 
 
+def kernel_seconds(pids: list[int]) -> float:
+    """The system (kernel) part: on loopback the sender's send() also runs the receiver's TCP."""
+    return sum(int((proc_stat(pid) or [0] * 13)[12]) for pid in pids) / CLK_TCK
+
+
 async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
     tmp = Path(args.tmp)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -457,13 +593,17 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
         log(f"  all connected in {connect_seconds:.1f}s, errors {sum(part['errors'] for part in connected)}")
         groups = {"asgi": descendants(live.pid), "wsgi": descendants(web.proc.pid) if web.proc else [],
                   "clients": crowd.pids(), "mariadbd": pids_by_comm(("mariadbd", "mysqld")),
-                  "redis": pids_by_comm(("redis-server",))}
+                  "redis": pids_by_comm(("redis-server",)), "nginx": pids_by_comm(("nginx",))}
         cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+        kernel_before = {name: kernel_seconds(pids) for name, pids in groups.items()}
         await crowd.ask("record")
         with_watchers = await bids_elsewhere(args.seconds, args.rate, web.base, lot_ids, tokens)
         recorded = await crowd.ask("stop_recording")
         log(f"  with watchers: {with_watchers}")
         cpu_share = {name: round((cpu_seconds(pids) - cpu_before[name]) / args.seconds, 2) for name, pids in groups.items()}
+        cpu_share["bidder"] = round(with_watchers["cpu_s"] / args.seconds, 2)
+        kernel_share = {name: round((kernel_seconds(pids) - kernel_before[name]) / args.seconds, 2)
+                        for name, pids in groups.items()}
         delivered = sum(part["messages"] for part in recorded) / args.seconds
         final = await asyncio.to_thread(final_states, lot_ids)
 
@@ -496,6 +636,7 @@ async def run(args, lot_ids: list[int], tokens: list[str]) -> None:
             "bid_failures": alone["failed"] + with_watchers["failed"],
             "bid_p99_ms_alone_with": [alone["bid_p99_ms"], with_watchers["bid_p99_ms"]],
             "cpu_cores_during_bids": cpu_share,
+            "of_which_kernel": kernel_share,
             # Server CPU per message delivered (the hubs' lot reads included), and the clients'.
             "asgi_us_per_message": round(cpu_share["asgi"] * 1e6 / delivered, 1) if delivered else None,
             "client_us_per_message": round(cpu_share["clients"] * 1e6 / delivered, 1) if delivered else None,

@@ -50,6 +50,16 @@ _metrics_name = "".join(ch if ch.isalnum() else "_" for ch in bind.split(",")[0]
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"auction-prometheus-{_metrics_name}"))
 
 
+def post_worker_init(worker):
+    # The worker has loaded the application: its heap is frozen (project/gc_tuning.py).
+    from django.urls import get_resolver
+
+    from project.gc_tuning import tune_after_load
+
+    get_resolver().url_patterns
+    tune_after_load()
+
+
 def on_starting(server):
     # What the workers of a previous run counted is not this run's (prometheus-client's multiprocess docs).
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]

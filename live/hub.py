@@ -1,10 +1,13 @@
 """Fan-out in one ASGI process: one subscription per watched lot, one read per burst.
 
 An announcement says only that a lot changed. The hub marks the lot dirty and
-reads it (state and new bids) at most ``LIVE_MESSAGES_PER_SECOND`` times a
-second, once for all of this process's sockets that watch it, so a burst of
-bids becomes a few messages, each with the newest state and the bids since
-the previous one. An announcement that comes while a read is running makes
+reads it (state and new bids) once for all of this process's sockets that
+watch it, at most ``LIVE_MESSAGES_PER_SECOND`` times in any second: a change
+to a quiet lot goes out at once, and a burst of bids becomes a few messages,
+each with the newest state and the bids since the previous one. The limit is a
+sliding window, not a spacing: spaced at 200 ms, a bid that came just after a
+message waited up to 200 ms, and that alone was most of the commit -> screen
+budget (bench/watchers.py). An announcement that comes while a read is running makes
 another read follow it: the last message always shows the last commit.
 
 One reader per process reads every lot that is due in one call (two queries,
@@ -19,7 +22,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -56,6 +59,13 @@ def dumps(message: dict) -> str:
     return json.dumps(message, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
 
 
+def message_window() -> tuple[int, float]:
+    """At most ``count`` messages per lot in any ``window`` seconds: 5 in 1 s by default (0.5: 1 in 2 s)."""
+    rate = settings.LIVE_MESSAGES_PER_SECOND
+    count = max(1, int(rate))
+    return count, count / rate
+
+
 def server_time() -> datetime:
     return presenters.local(timezone.now())
 
@@ -68,7 +78,7 @@ class LotFeed:
     dirty: bool = False
     committed_at: float | None = None
     shown: dict | None = None  # the lot as the last message showed it
-    last_read: float = 0.0
+    read_at: deque = field(default_factory=deque)  # time.monotonic() of its latest reads, the window's
     staff: set = field(default_factory=set)  # the watchers that are staff sockets (not counted)
     staff_told: set = field(default_factory=set)  # those past their snapshot: they get the count
     staff_unsent: set = field(default_factory=set)  # those of them not sent any count yet
@@ -218,8 +228,9 @@ class Hub:
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read_dirty())
 
-    def _due(self, now: float, interval: float) -> tuple[dict[int, LotFeed], float | None]:
-        """The dirty lots whose last message is old enough, and how long until the next one is."""
+    def _due(self, now: float) -> tuple[dict[int, LotFeed], float | None]:
+        """The dirty lots that may have a message now, and how long until the next one may."""
+        count, window = message_window()
         due: dict[int, LotFeed] = {}
         wait = None
         for lot_id in list(self._dirty):
@@ -230,9 +241,11 @@ class Hub:
             if feed.newest_bid_id is None:
                 # The first snapshot is still being read, perhaps from before this
                 # change: read once it is in, so the change is shown either way.
-                left = interval
+                left = window / count
+            elif len(feed.read_at) >= count:
+                left = feed.read_at[-count] + window - now  # its window is full
             else:
-                left = feed.last_read + interval - now
+                left = 0
             if left > 0:
                 wait = left if wait is None else min(wait, left)
             else:
@@ -240,7 +253,6 @@ class Hub:
         return due, wait
 
     async def _read_dirty(self) -> None:
-        interval = 1.0 / settings.LIVE_MESSAGES_PER_SECOND
         spacing = 1.0 / settings.LIVE_READS_PER_SECOND
         try:
             while self._dirty:
@@ -248,16 +260,19 @@ class Hub:
                 if gather > 0:
                     await asyncio.sleep(gather)  # the changes of a busy spell go in one read
                 now = time.monotonic()
-                due, wait = self._due(now, interval)
+                due, wait = self._due(now)
                 if not due:
                     if wait is not None:
                         await asyncio.sleep(wait)  # more announcements coalesce meanwhile
                     continue
                 self._last_read = now
                 committed = {}
+                count, _ = message_window()
                 for lot_id, feed in due.items():
                     feed.dirty = False
-                    feed.last_read = now
+                    feed.read_at.append(now)
+                    while len(feed.read_at) > count:
+                        feed.read_at.popleft()
                     self._dirty.discard(lot_id)
                     committed[lot_id], feed.committed_at = feed.committed_at, None
                 try:

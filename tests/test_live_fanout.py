@@ -45,11 +45,13 @@ class FakeSocket:
     def __init__(self, hold: asyncio.Event | None = None):
         self.hold = hold
         self.texts: list[str] = []
+        self.received_at: list[float] = []
 
     async def send_text(self, text: str) -> None:
         if self.hold is not None:
             await self.hold.wait()  # a client whose buffer is full
         self.texts.append(text)
+        self.received_at.append(time.monotonic())
 
     async def close_idle(self) -> None:
         pass
@@ -103,5 +105,54 @@ def test_changes_to_many_lots_in_a_busy_spell_are_read_in_one_read(settings):
             message = json.loads(text)
             assert (message["type"], message["lot"]["id"], message["version"], message["previous_version"]) == (
                 "lot", lot_id, 2, 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_on_one_lot_is_at_most_five_messages_in_any_second_and_a_lone_change_goes_at_once(settings):
+    settings.LIVE_READS_PER_SECOND = 100
+    settings.LIVE_MESSAGES_PER_SECOND = 5
+
+    async def scenario() -> None:
+        hub = Hub()
+        database = {"version": 1, "bids": []}  # the lot as committed: each bid moves its version by one
+
+        async def read(after: dict) -> dict:
+            (newest_seen,) = after.values()
+            bids = [bid for bid in database["bids"] if bid["id"] > newest_seen]
+            return {7: {"lot": {"id": 7, "cover": None, "current_price": 1000 * database["version"]},
+                        "version": database["version"], "bids": bids[::-1],
+                        "newest_bid_id": database["bids"][-1]["id"] if database["bids"] else 0}}
+
+        hub._read_lots = read
+        socket = FakeSocket()
+        hub.feeds[7] = LotFeed(watchers={socket}, newest_bid_id=0, version=1)
+
+        def bid() -> None:
+            database["version"] += 1
+            database["bids"].append({"id": database["version"], "price": 1000 * database["version"]})
+            hub.deliver("lot:7", {"committed_at": time.time()})
+
+        # when one bid comes to a quiet lot, and another 50 ms later
+        bid()
+        await asyncio.sleep(0.05)
+        bid()
+        await asyncio.sleep(0.05)
+        # then each is shown at once, on its own (the limit is five in a second, not one each 200 ms)
+        assert [json.loads(text)["version"] for text in socket.texts] == [2, 3]
+        # when 60 more come over 1.2 s, one each 20 ms
+        for _ in range(60):
+            bid()
+            await asyncio.sleep(0.02)
+        await asyncio.wait_for(hub._reader, timeout=5)
+        # then no second holds more than five messages
+        times = socket.received_at
+        assert all(times[index + 5] - times[index] >= 1.0 for index in range(len(times) - 5))
+        # and every bid was carried once, in order, and the last message shows the last state
+        messages = [json.loads(text) for text in socket.texts]
+        assert [bid["id"] for message in messages for bid in reversed(message["bids"])] == list(range(2, 64))
+        assert [message["version"] for message in messages] == sorted({message["version"] for message in messages})
+        assert messages[-1]["version"] == 63 and messages[-1]["lot"]["current_price"] == 63_000
+        assert len(messages) < 62  # coalesced: far fewer messages than bids
 
     asyncio.run(scenario())
