@@ -185,6 +185,34 @@ def test_bids_announce_through_redis_and_a_dead_redis_never_fails_a_bid(client, 
     assert elapsed < 5, elapsed  # two bids on a busy box; no retry loop, no long timeout
 
 
+def test_a_redis_with_a_password_is_logged_into_and_a_wrong_one_never_fails_a_bid(client, settings, own_redis, caplog):
+    process, watcher, port = own_redis
+    watcher.config_set("requirepass", "秘密 pass")
+    watcher = redis.Redis(port=port, password="秘密 pass", socket_timeout=2)
+    lot = LotFactory()
+    a, b = bidder_with_deposit(client, lot, "阿甲"), bidder_with_deposit(client, lot, "贝乙")
+    subscription = watcher.pubsub(ignore_subscribe_messages=True)
+    subscription.subscribe(redis_channel(f"lot:{lot.pk}"))
+    # given the password in the URL (quoted, as a URL carries it): a bid reaches a subscriber
+    settings.LIVE_REDIS_URL = f"redis://:%E7%A7%98%E5%AF%86%20pass@127.0.0.1:{port}/0"
+    assert bid(a, lot.pk, 100_000).status_code == 201
+    assert live_publisher_flush()
+    message = None
+    deadline = time.monotonic() + 5
+    while message is None and time.monotonic() < deadline:
+        message = subscription.get_message(timeout=1)
+    assert json.loads(message["data"])["lot_id"] == lot.pk
+    # when the password is wrong: the bid is still accepted, and the refusal is logged
+    live_publisher_reset()
+    settings.LIVE_REDIS_URL = f"redis://:wrong@127.0.0.1:{port}/0"
+    with caplog.at_level(logging.ERROR, logger="auction.services.live"):
+        assert bid(b, lot.pk, 110_000).status_code == 201
+        assert live_publisher_flush()
+    assert "refused the login" in caplog.text
+    assert subscription.get_message(timeout=1) is None
+    subscription.close()
+
+
 def test_a_hung_redis_never_slows_a_bid(client, settings, caplog):
     # given a "Redis" that accepts connections and never answers
     listener = socket.socket()
