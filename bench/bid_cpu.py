@@ -12,7 +12,6 @@ versions of the code on the same box minutes apart: the VM's speed drifts.
 """
 
 import argparse
-import io
 import statistics
 import sys
 import time
@@ -32,25 +31,10 @@ def main() -> None:
     from project.wsgi import application
 
     lot, tokens = bidpath.seed()
-    state = {"price": lot.start_price - 1_000, "turn": 0}
+    send_bid = bidpath.wsgi_bidder(lot, tokens)
 
     def one_bid() -> None:
-        state["turn"] += 1
-        state["price"] += 1_000
-        body = b'{"price": %d}' % state["price"]
-        environ = {
-            "REQUEST_METHOD": "POST", "PATH_INFO": f"/api/v1/lots/{lot.pk}/bids", "SCRIPT_NAME": "", "QUERY_STRING": "",
-            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-            "HTTP_AUTHORIZATION": "Bearer " + tokens[state["turn"] % 2], "HTTP_HOST": "127.0.0.1",
-            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
-        }
-        statuses = []
-        response = application(environ, lambda status, headers, exc_info=None: statuses.append(status))
-        content = b"".join(response)
-        response.close()
-        if not statuses[0].startswith("201"):
-            sys.exit(f"bid refused: {statuses[0]} {content[:200]!r}")
+        send_bid(application)
 
     for _ in range(50):
         one_bid()  # connections, caches, the URLconf

@@ -16,6 +16,7 @@ start of SELECT ... FOR UPDATE to the end of COMMIT/ROLLBACK is printed too.
 """
 
 import argparse
+import io
 import os
 import statistics
 import sys
@@ -156,6 +157,33 @@ def seed():
                                status=DepositStatus.HELD, active_key=key)
         tokens.append(token_issue(user=user))
     return lot, tokens
+
+
+def wsgi_bidder(lot, tokens: list[str]):
+    """A function that sends one accepted bid to a WSGI callable as gunicorn would
+    send it: the two seeded bidders take turns, each bid one step above the last
+    (whichever callable took the one before); a refused bid ends the run."""
+    state = {"price": lot.start_price - 1_000, "turn": 0}
+
+    def one_bid(handler) -> None:
+        state["turn"] += 1
+        state["price"] += 1_000
+        body = b'{"price": %d}' % state["price"]
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": f"/api/v1/lots/{lot.pk}/bids", "SCRIPT_NAME": "", "QUERY_STRING": "",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+            "HTTP_AUTHORIZATION": "Bearer " + tokens[state["turn"] % 2], "HTTP_HOST": "127.0.0.1",
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
+        }
+        statuses = []
+        response = handler(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        content = b"".join(response)
+        response.close()
+        if not statuses[0].startswith("201"):
+            sys.exit(f"bid refused: {statuses[0]} {content[:200]!r}")
+
+    return one_bid
 
 
 def summarize(name: str, samples: list[dict]) -> None:

@@ -40,294 +40,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ modules, also when imported
-from machine import CpuMeter, calibrate, log, wait_quiet  # noqa: E402
+from bid_database import mysql_connect, recreate_database  # noqa: E402
+from bid_levels import BENCH, LevelResult, login_bidders, run_ceiling, run_level  # noqa: E402
+from machine import CpuMeter, log, wait_quiet  # noqa: E402
 from servers import DEFAULT_WORKER_CLASS, ROOT, VENV_BIN, Nginx, Profiler, Server, run_wrk  # noqa: E402
 
-BENCH = ROOT / "bench"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 FORBIDDEN_DBS = ("auction",)
 TARGET_BIDS_PER_S = 1000
 TARGET_P99_MS = 50
 
-
-# --- the database ----------------------------------------------------------------
-
-
-def mysql_connect(args, db: str | None = None):
-    import MySQLdb
-
-    kwargs = {"host": args.mysql_host, "port": args.mysql_port, "user": "root", "charset": "utf8mb4", "autocommit": True}
-    if db:
-        kwargs["database"] = db
-    return MySQLdb.connect(**kwargs)
-
-
-def recreate_database(args) -> None:
-    conn = mysql_connect(args)
-    try:
-        cur = conn.cursor()
-        cur.execute(f"DROP DATABASE IF EXISTS `{args.db}`")
-        cur.execute(f"CREATE DATABASE `{args.db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    finally:
-        conn.close()
-
-
-def scalar(cur, sql: str, params=()):
-    cur.execute(sql, params)
-    row = cur.fetchone()
-    return row[0] if row else None
-
-
-def db_check(conn, lot_id: int, accepted: int) -> tuple[bool, list[str], dict]:
-    """No accepted bid lost, none invented, one leader: the highest bidder."""
-    cur = conn.cursor()
-    rows, max_price, autos = (0, 0, 0)
-    cur.execute("SELECT COUNT(*), COALESCE(MAX(price), 0), COALESCE(SUM(is_auto), 0) FROM auction_bid WHERE lot_id = %s", (lot_id,))
-    rows, max_price, autos = (int(v) for v in cur.fetchone())
-    cur.execute("SELECT bid_count, current_price, leader_id FROM auction_lot WHERE id = %s", (lot_id,))
-    bid_count, current_price, leader_id = cur.fetchone()
-    cur.execute("SELECT user_id FROM auction_bid WHERE lot_id = %s ORDER BY price DESC, id DESC LIMIT 2", (lot_id,))
-    top = [r[0] for r in cur.fetchall()]
-    at_max = scalar(cur, "SELECT COUNT(*) FROM auction_bid WHERE lot_id = %s AND price = %s", (lot_id, max_price))
-    cur.execute(
-        "SELECT COALESCE(SUM(prev_price >= price), 0), COALESCE(SUM(prev_user = user_id), 0) FROM ("
-        " SELECT price, user_id, LAG(price) OVER (ORDER BY id) AS prev_price, LAG(user_id) OVER (ORDER BY id) AS prev_user"
-        " FROM auction_bid WHERE lot_id = %s) AS t",
-        (lot_id,),
-    )
-    not_rising, self_outbid = (int(v) for v in cur.fetchone())
-    problems = []
-    if rows != accepted:
-        problems.append(f"bid rows {rows} != accepted 201s {accepted}")
-    if bid_count != rows:
-        problems.append(f"lot.bid_count {bid_count} != bid rows {rows}")
-    if rows:
-        if current_price != max_price:
-            problems.append(f"current_price {current_price} != max bid {max_price}")
-        if at_max != 1:
-            problems.append(f"{at_max} bids at the top price")
-        if leader_id is None or leader_id != top[0]:
-            problems.append(f"leader {leader_id} != top bidder {top[0]}")
-    elif leader_id is not None or current_price:
-        problems.append("no bids but a leader or a price")
-    if not_rising:
-        problems.append(f"{not_rising} bids not above the one before")
-    if self_outbid:
-        problems.append(f"{self_outbid} bids outbidding the bidder's own lead")
-    if autos:
-        problems.append(f"{autos} proxy bids (none expected)")
-    facts = {"rows": rows, "bid_count": int(bid_count), "current_price": int(current_price), "max_price": max_price, "leader_id": leader_id}
-    return not problems, problems, facts
-
-
-# --- setup over HTTP -------------------------------------------------------------
-
-
-def login_bidders(base: str, count: int) -> list[str]:
-    import httpx
-
-    tokens = []
-    with httpx.Client(base_url=base, timeout=30) as client:
-        for i in range(count):
-            r = client.post("/api/v1/auth/sandbox", json={"openid": f"bench-{i:03d}", "nickname": f"bidder{i:03d}"})
-            if r.status_code != 200:
-                raise RuntimeError(f"sandbox login failed: {r.status_code} {r.text[:300]}")
-            tokens.append(r.json()["token"])
-    return tokens
-
-
-def pay_deposits(base: str, tokens: list[str], lot_id: int) -> None:
-    import httpx
-
-    with httpx.Client(base_url=base, timeout=30) as client:
-        for token in tokens:
-            auth = {"Authorization": f"Bearer {token}"}
-            r = client.post("/api/v1/deposits", json={"lot_id": lot_id}, headers=auth)
-            if r.status_code not in (200, 201):
-                raise RuntimeError(f"deposit failed: {r.status_code} {r.text[:300]}")
-            out_trade_no = r.json()["payment"]["out_trade_no"]
-            r = client.post(f"/api/v1/payments/sandbox/{out_trade_no}/succeed", headers=auth)
-            if r.status_code != 200:
-                raise RuntimeError(f"sandbox payment failed: {r.status_code} {r.text[:300]}")
-
-
-# --- one level ---------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[int], p: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, int(-(-p * len(sorted_values) // 100)))  # nearest rank
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-@dataclass
-class LevelResult:
-    bidders: int
-    connections: int
-    lot_id: int
-    window_s: float
-    sent: int
-    received: int
-    accepted: int
-    too_low: int
-    leading: int
-    conflict_other: int
-    client_other: int
-    server_5xx: int
-    socket_errors: dict
-    statuses: dict
-    p50_ms: float
-    p99_ms: float
-    p99_ok_ms: float
-    db_ok: bool
-    db_problems: list[str]
-    db_facts: dict
-    cpu: dict = field(default_factory=dict)
-    worker_boots: int = 0
-    t_span: tuple = (0.0, 0.0)
-    loop_ms: float = 0.0
-
-    @property
-    def accepted_per_s(self) -> float:
-        return self.accepted / self.window_s if self.window_s else 0.0
-
-    @property
-    def conflicts_per_s(self) -> float:
-        return (self.too_low + self.leading + self.conflict_other) / self.window_s if self.window_s else 0.0
-
-    @property
-    def requests_per_s(self) -> float:
-        return self.received / self.window_s if self.window_s else 0.0
-
-
-def parse_bids_out(text: str) -> dict:
-    out = {"threads": [], "statuses": {}, "lat": [], "lat_ok": [], "summary": None}
-    for line in text.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "summary":
-            v = [int(x) for x in rest.split()]
-            out["summary"] = dict(zip(("duration", "requests", "connect", "read", "write", "status", "timeout"), v, strict=False))
-        elif kind == "thread":
-            out["threads"].append({k: int(v) for k, v in (part.split("=") for part in rest.split())})
-        elif kind == "statuses":
-            for part in rest.split():
-                code, count = part.split(":")
-                out["statuses"][int(code)] = out["statuses"].get(int(code), 0) + int(count)
-        elif kind == "lat":
-            out["lat"].extend(int(x) for x in rest.split())
-        elif kind == "lat_ok":
-            out["lat_ok"].extend(int(x) for x in rest.split())
-    return out
-
-
-def run_level(args, server: Server, meter: CpuMeter, conn, tmp: Path, tokens: list[str], bidders: int, lot_id: int) -> LevelResult:
-    used = tokens[: max(bidders, 2 if bidders == 1 and args.solo_pair else bidders)]
-    pay_deposits(server.base, used, lot_id)
-    held = scalar(conn.cursor(), "SELECT COUNT(*) FROM auction_deposit WHERE lot_id = %s AND status = 'held'", (lot_id,))
-    if held != len(used):
-        raise RuntimeError(f"lot {lot_id}: {held} held deposits, expected {len(used)}")
-    if bidders == 1 and args.solo_pair:
-        lines = [" ".join(used[:2])]  # one connection taking turns between two bidders
-    else:
-        lines = used[:bidders]
-    tokens_file = tmp / f"tokens-{lot_id}.txt"
-    tokens_file.write_text("\n".join(lines) + "\n")
-    out_path = tmp / f"bids-{lot_id}.out"
-    connections = len(lines)
-    url = f"{server.base}/api/v1/lots/{lot_id}/bids"
-    cmd = [
-        "wrk", f"-t{connections}", f"-c{connections}", f"-d{args.seconds + args.grace}s", "--timeout", "10s",
-        "-s", str(BENCH / "bids.lua"), url, "--",
-        str(tokens_file), str(args.seconds), str(args.increment), str(args.jitter), str(args.start_price),
-        args.strategy, str(int(time.monotonic() * 1e6)), str(args.tick_us),
-        str(int(connections * 1e6 / args.rate) if args.rate else 0),
-    ]
-    loop_ms = calibrate()
-    boots0 = server.boots()
-    PROFILER.start(server.proc.pid, f"bids-{server.env['GUNICORN_WORKERS']}x{server.env['GUNICORN_THREADS']}-{bidders}", args.seconds)
-    before = meter.sample()
-    try:
-        run_wrk(cmd, out_path, timeout=args.seconds + args.grace + 30)
-    finally:
-        after = meter.sample()
-        PROFILER.stop()
-    data = parse_bids_out(out_path.read_text())
-    threads = data["threads"]
-    t_first = min(t["t_first"] for t in threads if t["t_first"])
-    t_last = max(t["t_last"] for t in threads)
-    total = lambda key: sum(t[key] for t in threads)  # noqa: E731
-    lat = sorted(data["lat"])
-    lat_ok = sorted(data["lat_ok"])
-    accepted = total("accepted")
-    ok, problems, facts = db_check(conn, lot_id, accepted)
-    if total("sent") != total("received"):
-        problems = [*problems, f"{total('sent') - total('received')} requests without an answer"]
-    summary = data["summary"] or {}
-    return LevelResult(
-        bidders=bidders,
-        connections=connections,
-        lot_id=lot_id,
-        window_s=(t_last - t_first) / 1e6,
-        sent=total("sent"),
-        received=total("received"),
-        accepted=accepted,
-        too_low=total("too_low"),
-        leading=total("leading"),
-        conflict_other=total("conflict_other"),
-        client_other=total("client_other"),
-        server_5xx=total("server_5xx"),
-        socket_errors={k: summary.get(k, 0) for k in ("connect", "read", "write", "timeout")},
-        statuses=data["statuses"],
-        p50_ms=percentile(lat, 50) / 1000,
-        p99_ms=percentile(lat, 99) / 1000,
-        p99_ok_ms=percentile(lat_ok, 99) / 1000,
-        db_ok=ok,
-        db_problems=problems,
-        db_facts=facts,
-        cpu=CpuMeter.shares(before, after, loaded_s=(t_last - t_first) / 1e6),
-        worker_boots=server.boots() - boots0,
-        loop_ms=loop_ms,
-    )
-
-
-def run_ceiling(args, base: str, path: str, tmp: Path, name: str, *, method: str = "GET", meter: CpuMeter | None = None,
-                seconds: int | None = None, profile_pid: int | None = None) -> dict:
-    seconds = seconds or args.seconds
-    out_path = tmp / f"{name}.out"
-    script = BENCH / "ceiling.lua"
-    cmd = ["wrk", "-t2", f"-c{args.ceiling_connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script)]
-    if method != "GET":
-        # wrk -s takes one script; the method comes from a tiny wrapper.
-        wrapper = tmp / f"{name}.lua"
-        wrapper.write_text(f'wrk.method = "{method}"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = "{{}}"\ndofile("{script}")\n')
-        cmd[-1] = str(wrapper)
-    cmd.append(base + path)
-    if profile_pid:
-        PROFILER.start(profile_pid, name, seconds)
-    before = meter.sample() if meter else None
-    try:
-        run_wrk(cmd, out_path, timeout=seconds + 30)
-    finally:
-        after = meter.sample() if meter else None
-        if profile_pid:
-            PROFILER.stop()
-    fields = out_path.read_text().split()
-    names = ("duration", "requests", "ok", "c4xx", "c5xx", "p50", "p99", "connect", "read", "write", "timeout")
-    values = dict(zip(names, (int(x) for x in fields[1:]), strict=False))
-    values["rps"] = values["requests"] / (values["duration"] / 1e6)
-    values["ok_rps"] = values["ok"] / (values["duration"] / 1e6)
-    values["path"] = path
-    if meter:
-        values["cpu"] = CpuMeter.shares(before, after)
-    return values
-
-
-# --- the run -----------------------------------------------------------------------
 
 
 def app_env(args, tmp: Path) -> dict:
@@ -408,7 +133,6 @@ def print_config(label: str, levels: list[LevelResult], ceiling: dict | None, ba
 
 
 args_global = None
-PROFILER: Profiler | None = None
 
 
 def main() -> int:
@@ -458,8 +182,7 @@ def main() -> int:
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir with gunicorn logs")
     args = parser.parse_args()
     args_global = args
-    global PROFILER
-    PROFILER = Profiler(args.profile, args.profile_rate)
+    profiler = Profiler(args.profile, args.profile_rate)
     if args.db in FORBIDDEN_DBS or args.db.startswith("test_auction") or not args.db.replace("_", "").isalnum():
         parser.error(f"refusing to use database {args.db!r}")
     if args.jitter is None:
@@ -528,7 +251,7 @@ def main() -> int:
                     conn = mysql_connect(args, args.db)
                     t_level = time.time()
                     try:
-                        result = run_level(args, server, meter, conn, tmp, tokens, bidders, lot_id)
+                        result = run_level(args, server, meter, conn, tmp, tokens, bidders, lot_id, profiler=profiler)
                     finally:
                         conn.close()
                     failed |= not result.db_ok
@@ -536,7 +259,7 @@ def main() -> int:
                     level_results.append(result)
                 log(f"ceiling: GET {args.ceiling_path}")
                 ceiling = run_ceiling(args, server.base, args.ceiling_path, tmp, f"ceiling-{workers}x{threads}", meter=meter,
-                                      profile_pid=server.proc.pid)
+                                      profile_pid=server.proc.pid, profiler=profiler)
             finally:
                 server.stop()
             if not args.no_bare:
@@ -550,7 +273,7 @@ def main() -> int:
                     run_ceiling(args, bare_server.base, "/bump", tmp, "bare-warm", method="POST", seconds=2)
                     bare = run_ceiling(args, bare_server.base, "/bump", tmp, f"bare-{workers}x{threads}", method="POST",
                                        meter=CpuMeter(bare_server.proc.pid, bare_server.front.proc.pid if bare_server.front else None),
-                                       profile_pid=bare_server.proc.pid)
+                                       profile_pid=bare_server.proc.pid, profiler=profiler)
                 finally:
                     bare_server.stop()
             results.append({"workers": workers, "threads": threads, "label": label, "levels": level_results, "ceiling": ceiling, "bare": bare})

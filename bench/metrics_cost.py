@@ -15,7 +15,6 @@ Then the metric operations alone, timed with timeit.
 """
 
 import argparse
-import io
 import os
 import statistics
 import sys
@@ -55,32 +54,15 @@ def main() -> None:
     from project import metrics
     from project.wsgi import ApiWSGIHandler
 
-    lot, tokens = bidpath_seed()
+    bidpath = import_bidpath()
+    lot, tokens = bidpath.seed()
     with_metrics = ApiWSGIHandler()
     shipped = settings.API_MIDDLEWARE
     settings.API_MIDDLEWARE = [path for path in shipped if path != "project.metrics.RequestMetricsMiddleware"]
     without_metrics = ApiWSGIHandler()
     settings.API_MIDDLEWARE = shipped
     no_counting = types.SimpleNamespace(bid_accepted=lambda: None, bid_refused=lambda code: None)
-    state = {"price": lot.start_price - 1_000, "turn": 0}
-
-    def one_bid(handler) -> None:
-        state["turn"] += 1
-        state["price"] += 1_000
-        body = b'{"price": %d}' % state["price"]
-        environ = {
-            "REQUEST_METHOD": "POST", "PATH_INFO": f"/api/v1/lots/{lot.pk}/bids", "SCRIPT_NAME": "", "QUERY_STRING": "",
-            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-            "HTTP_AUTHORIZATION": "Bearer " + tokens[state["turn"] % 2], "HTTP_HOST": "127.0.0.1",
-            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
-        }
-        statuses = []
-        response = handler(environ, lambda status, headers, exc_info=None: statuses.append(status))
-        content = b"".join(response)
-        response.close()
-        if not statuses[0].startswith("201"):
-            sys.exit(f"bid refused: {statuses[0]} {content[:200]!r}")
+    one_bid = bidpath.wsgi_bidder(lot, tokens)
 
     def block(handler, counting) -> float:
         api.bids.metrics = counting
@@ -110,11 +92,11 @@ def main() -> None:
     print(f"  the three metric updates of a bid alone (timeit, best of 5 x {loops:,}): {best:.2f} µs")
 
 
-def bidpath_seed():
+def import_bidpath():
     sys.path.insert(0, str(ROOT / "bench"))
-    import bidpath  # its seed: a special, a lot, two users with held deposits
+    import bidpath  # its seed (a special, a lot, two users with held deposits) and its WSGI bid
 
-    return bidpath.seed()
+    return bidpath
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What Django-Q2's result saving costs per result: the monitor's CPU, wall time
 and queries, before (``save_limit`` 1000 for all functions together, the
-first settings) and now (project/settings.py's ``Q_CLUSTER``), issue 13.
+first settings) and now (project/settings_jobs.py's ``Q_CLUSTER``), issue 13.
 
 The monitor saves each finished task with ``django_q.monitor.save_task``;
 with a ``save_limit`` it first locks every success row the limit counts

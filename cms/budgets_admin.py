@@ -12,7 +12,7 @@ from wagtail.admin.ui.tables import Column
 from auction.models import SpecialBudget
 from auction.money import format_yuan
 from auction.services.budget_caps import committed_now, with_committed_now
-from cms.ops import ReadOnlyViewSet, id_filter, money_column
+from cms.read_only_viewset import ReadOnlyViewSet, id_filter, money_column
 
 
 class BudgetFilterSet(WagtailFilterSet):

@@ -27,7 +27,14 @@ from auction.models import Coupon, Special, UserCoupon, UserCouponStatus
 from auction.services.coupons import coupon_save, status_filter
 from cms import export_columns
 from cms.exports import ExportingIndexView
-from cms.ops import INSPECT_URL_NAMES, OpsInspectView, ReadOnlyViewSet, id_filter, money_column, since_filter
+from cms.read_only_viewset import (
+    INSPECT_URL_NAMES,
+    OpsInspectView,
+    ReadOnlyViewSet,
+    id_filter,
+    money_column,
+    since_filter,
+)
 
 SAVED_TERMS_NOTE = _("Changes apply to coupons claimed from now on; coupons already claimed keep the terms they were claimed with.")
 

@@ -16,7 +16,7 @@ from wagtail.admin.ui.tables import BooleanColumn, Column
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.viewsets.model import ModelViewSetGroup
 
-from cms.ops import ReadOnlyViewSet
+from cms.read_only_viewset import ReadOnlyViewSet
 from jobs.retry import failed_task_retry, is_core_schedule
 
 RETRY_PERMISSION = "django_q.change_failure"

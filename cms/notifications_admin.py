@@ -14,7 +14,7 @@ from auction.models import Notification, NotificationStatus
 from auction.services.events import event_record
 from auction.services.notifications import notification_resend
 from cms.admin_views import QueryNow
-from cms.ops import ReadOnlyViewSet, id_filter
+from cms.read_only_viewset import ReadOnlyViewSet, id_filter
 
 
 class NotificationResend(QueryNow):

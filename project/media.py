@@ -1,6 +1,6 @@
 """Where media lives (Wagtail's original images and renditions): local disk or an S3-compatible bucket.
 
-Settings only (read by project/settings.py, and by the tests to point a
+Settings only (read by project/settings_media.py, and by the tests to point a
 storage at their own S3 server), so nothing here imports Django or boto3:
 the embedded default never needs either.
 

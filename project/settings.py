@@ -4,9 +4,12 @@ With nothing set this is the embedded default: SQLite in ``var/``, the
 database as Django-Q2's broker and as the cache, the payment sandbox on.
 ``DATABASE_URL=mysql://...`` and ``REDIS_URL=redis://...`` switch to the
 production engines; ``DJANGO_DEBUG=0`` switches on every deploy safeguard.
+
+The job cluster, static and media, WeChat and the live room have modules of
+their own (project/settings_*.py), all read into this one: Django is given
+``project.settings`` alone.
 """
 
-import json
 import os
 import tempfile
 from datetime import timedelta
@@ -15,32 +18,11 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from project import media
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("AUCTION_VAR_DIR", BASE_DIR / "var"))
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-DEBUG = env_bool("DJANGO_DEBUG", True)
+from project.settings_env import BASE_DIR, DEBUG, REDIS_URL, VAR_DIR, env_bool, env_int, env_list
+from project.settings_jobs import *  # noqa: F403
+from project.settings_live import *  # noqa: F403
+from project.settings_media import *  # noqa: F403
+from project.settings_wechat import *  # noqa: F403
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
@@ -191,7 +173,6 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Cache and jobs -------------------------------------------------------
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
 # Clearing the cache empties its whole Redis database: give it its own so a
 # clear never takes the job queue with it (REDIS_URL keeps the broker).
 REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL", REDIS_URL)
@@ -234,30 +215,7 @@ else:
         "renditions": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
 
-Q_CLUSTER = {
-    "name": os.environ.get("Q_CLUSTER_NAME", "auction"),
-    "workers": env_int("Q_WORKERS", 2),
-    "timeout": 60,
-    # The database broker redelivers a task whose ack never came after
-    # `retry` seconds: it must exceed `timeout` or a slow task runs twice.
-    "retry": 90,
-    "max_attempts": 3,
-    # Successes: the last few per task function (an exact-time trigger's
-    # result for ops); failures are always kept. With 1000 the monitor locked
-    # up to 1000 rows per result saved: recording a big sale's end cost 2.5x
-    # the work itself (issue 13).
-    "save_limit": env_int("Q_SAVE_LIMIT", 10),
-    "save_limit_per": "func",
-    # Tasks pulled off the broker ahead of the workers: each is finished on
-    # SIGTERM before the cluster stops, so keep few (the batch jobs are long).
-    "queue_limit": env_int("Q_WORKERS", 2),
-    "catch_up": False,
-    "label": "Jobs",
-}
-if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
-else:
-    Q_CLUSTER["orm"] = "default"
+# Django-Q2's cluster: project/settings_jobs.py (Q_CLUSTER).
 
 # --- Internationalisation ---------------------------------------------------
 
@@ -283,26 +241,7 @@ AXES_RESET_ON_SUCCESS = True
 # The client's address from our proxy only (AUCTION_NUM_PROXIES), as the throttles take it.
 AXES_CLIENT_IP_CALLABLE = "project.client_ip.client_ip"
 
-# --- Static and media -------------------------------------------------------
-
-STATIC_URL = os.environ.get("DJANGO_STATIC_URL", "/static/")
-STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
-MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", VAR_DIR / "media"))
-# Local disk (the embedded default) or an S3-compatible bucket: README, "Media on
-# object storage"; project/media.py reads AUCTION_MEDIA_STORAGE, AUCTION_S3_* and
-# AUCTION_MEDIA_BASE_URL (the CDN's address, which media URLs are built on).
-AUCTION_MEDIA_STORAGE = (os.environ.get("AUCTION_MEDIA_STORAGE") or media.LOCAL).strip().lower()
-MEDIA_URL = media.media_base_url(os.environ) or os.environ.get("DJANGO_MEDIA_URL", "/media/")
-try:
-    STORAGES = {
-        "default": media.media_storage(os.environ, media_root=str(MEDIA_ROOT), media_url=MEDIA_URL),
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-except media.MediaSettingsError as error:
-    raise ImproperlyConfigured(str(error)) from error
-# In production nginx (or object storage) serves media; Django only does it
-# for the embedded default, and never from a bucket.
-AUCTION_SERVE_MEDIA = env_bool("AUCTION_SERVE_MEDIA", DEBUG and AUCTION_MEDIA_STORAGE == media.LOCAL)
+# --- Static and media: project/settings_media.py -----------------------------
 
 # --- Wagtail -----------------------------------------------------------------
 
@@ -369,97 +308,9 @@ AUCTION_IDEMPOTENCY_LEASE_SECONDS = env_int("AUCTION_IDEMPOTENCY_LEASE_SECONDS",
 # A shipped order the buyer has not confirmed is confirmed received this many days after shipping.
 AUCTION_AUTO_RECEIPT_DAYS = env_int("AUCTION_AUTO_RECEIPT_DAYS", 10)
 
-WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
-WECHAT_SECRET = os.environ.get("WECHAT_SECRET", "")
-WECHAT_API_BASE = os.environ.get("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/")
-WECHAT_TIMEOUT_SECONDS = float(os.environ.get("WECHAT_TIMEOUT_SECONDS", "5"))
+# WeChat (login, subscribe messages) and WeChat Pay: project/settings_wechat.py.
 
-# Subscribe messages (README, "Notifications"): a template id per kind (empty:
-# that kind is not sent) and each template's keys -> the value put there.
-# WECHAT_SUBSCRIBE_TEMPLATES, JSON, overrides any part: {"won": {"template_id":
-# "...", "fields": {"thing1": "lot_title", ...}}, ...}.
-WECHAT_SUBSCRIBE_TEMPLATES = {
-    "won": {"template_id": os.environ.get("WECHAT_TEMPLATE_WON", ""),
-            "fields": {"thing1": "lot_title", "amount2": "amount_due", "time3": "pay_deadline", "thing4": "note"}},
-    "payment_due": {"template_id": os.environ.get("WECHAT_TEMPLATE_PAYMENT_DUE", ""),
-                    "fields": {"thing1": "lot_title", "amount2": "amount_due", "time3": "pay_deadline", "thing4": "note"}},
-    "refunded": {"template_id": os.environ.get("WECHAT_TEMPLATE_REFUNDED", ""),
-                 "fields": {"thing1": "lot_title", "amount2": "amount", "time3": "refunded_at", "thing4": "note"}},
-    "outbid": {"template_id": os.environ.get("WECHAT_TEMPLATE_OUTBID", ""),
-               "fields": {"thing1": "lot_title", "amount2": "current_price", "time3": "ends_at", "thing4": "note"}},
-    "lot_opening": {"template_id": os.environ.get("WECHAT_TEMPLATE_LOT_OPENING", ""),
-                    "fields": {"thing1": "lot_title", "time2": "starts_at", "amount3": "start_price", "thing4": "note"}},
-}
-for _kind, _override in json.loads(os.environ.get("WECHAT_SUBSCRIBE_TEMPLATES") or "{}").items():
-    WECHAT_SUBSCRIBE_TEMPLATES.setdefault(_kind, {"template_id": "", "fields": {}}).update(_override)
-# Where a message opens the mini-program; {lot_id} and {order_no} are filled in.
-WECHAT_PAGE_LOT = os.environ.get("WECHAT_PAGE_LOT", "pages/lot/index?id={lot_id}")
-WECHAT_PAGE_ORDER = os.environ.get("WECHAT_PAGE_ORDER", "pages/order/index?no={order_no}")
-# formal, trial or developer: which version of the mini-program a message opens.
-WECHAT_MINIPROGRAM_STATE = os.environ.get("WECHAT_MINIPROGRAM_STATE", "formal")
-# payment_due goes this long before the order's deadline.
-AUCTION_PAYMENT_REMINDER_SECONDS = env_int("AUCTION_PAYMENT_REMINDER_SECONDS", 7200)
-# At most one outbid message per lot and user in this long.
-AUCTION_OUTBID_INTERVAL_SECONDS = env_int("AUCTION_OUTBID_INTERVAL_SECONDS", 600)
-# A template's last credits kept for the kinds above outbid when kinds share it.
-AUCTION_NOTIFY_RESERVED_CREDITS = env_int("AUCTION_NOTIFY_RESERVED_CREDITS", 1)
-# Transient failures (WeChat down, busy) are retried this many times, backing off, then fail.
-AUCTION_NOTIFY_MAX_ATTEMPTS = env_int("AUCTION_NOTIFY_MAX_ATTEMPTS", 5)
-AUCTION_NOTIFY_BACKOFF_SECONDS = env_int("AUCTION_NOTIFY_BACKOFF_SECONDS", 30)
-
-# WeChat Pay v3, used when AUCTION_PAYMENT_GATEWAY=wechat (docs/wechatpay.md).
-# Keys are read on first use, not here: the sandbox needs none of this.
-WECHATPAY_MCHID = os.environ.get("WECHATPAY_MCHID", "")
-WECHATPAY_APPID = os.environ.get("WECHATPAY_APPID", "") or WECHAT_APPID
-# The merchant API certificate's serial number, and its private key (a file, or the PEM itself).
-WECHATPAY_MERCHANT_SERIAL = os.environ.get("WECHATPAY_MERCHANT_SERIAL", "")
-WECHATPAY_PRIVATE_KEY_FILE = os.environ.get("WECHATPAY_PRIVATE_KEY_FILE", "")
-WECHATPAY_PRIVATE_KEY = os.environ.get("WECHATPAY_PRIVATE_KEY", "")
-WECHATPAY_APIV3_KEY = os.environ.get("WECHATPAY_APIV3_KEY", "")
-# WeChat's keys: public key mode (PUB_KEY_ID_..., comma-separated ids and files
-# in the same order) and/or platform certificates (serial read from each);
-# list old and new together while WeChat rotates.
-WECHATPAY_PUBLIC_KEY_ID = os.environ.get("WECHATPAY_PUBLIC_KEY_ID", "")
-WECHATPAY_PUBLIC_KEY_FILE = os.environ.get("WECHATPAY_PUBLIC_KEY_FILE", "")
-WECHATPAY_PUBLIC_KEY = os.environ.get("WECHATPAY_PUBLIC_KEY", "")
-WECHATPAY_PLATFORM_CERT_FILES = env_list("WECHATPAY_PLATFORM_CERT_FILES", [])
-WECHATPAY_API_BASE = os.environ.get("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com").rstrip("/")
-# This site's public https origin; notify URLs are /api/v1/payments/wechat/... under it.
-WECHATPAY_NOTIFY_BASE = os.environ.get("WECHATPAY_NOTIFY_BASE", "").rstrip("/")
-WECHATPAY_TIMEOUT_SECONDS = float(os.environ.get("WECHATPAY_TIMEOUT_SECONDS", "10"))
-
-# --- Live updates (WebSocket, issue 14: live/, auction/services/live.py) ------
-# Publishing goes through Redis pub/sub when it is configured, else through
-# the LiveChange table that every ASGI process tails (the embedded default).
-# LIVE_ENABLED=0 publishes nothing: bench/bids.py --env LIVE_ENABLED=0 measures what publishing costs a bid.
-LIVE_ENABLED = env_bool("LIVE_ENABLED", True)
-LIVE_REDIS_URL = os.environ.get("LIVE_REDIS_URL", REDIS_URL)
-LIVE_CHANNEL_PREFIX = os.environ.get("LIVE_CHANNEL_PREFIX", os.environ.get("CACHE_KEY_PREFIX", "auction") + ":live")
-# A publish waits this long at most; after a failure Redis is left alone this long.
-LIVE_PUBLISH_TIMEOUT_SECONDS = float(os.environ.get("LIVE_PUBLISH_TIMEOUT_SECONDS", "0.05"))
-LIVE_PUBLISH_RETRY_SECONDS = float(os.environ.get("LIVE_PUBLISH_RETRY_SECONDS", "1"))
-LIVE_MAX_LOTS_PER_SOCKET = env_int("LIVE_MAX_LOTS_PER_SOCKET", 50)
-# Per ASGI process (each process counts its own sockets).
-LIVE_MAX_SOCKETS_PER_IP = env_int("LIVE_MAX_SOCKETS_PER_IP", 200)
-LIVE_MAX_SOCKETS_PER_USER = env_int("LIVE_MAX_SOCKETS_PER_USER", 10)
-LIVE_IDLE_SECONDS = float(os.environ.get("LIVE_IDLE_SECONDS", "60"))
-# At most this many `lot` messages a second per lot to one socket (bursts coalesce).
-LIVE_MESSAGES_PER_SECOND = float(os.environ.get("LIVE_MESSAGES_PER_SECOND", "5"))
-# Each ASGI process reads its changed lots at most this many times a second,
-# all that are due in one read: the first change after a quiet spell is read at
-# once, a busy process gathers for up to 1/this seconds (one read of a lot costs
-# about as much as twenty sockets' messages).
-LIVE_READS_PER_SECOND = float(os.environ.get("LIVE_READS_PER_SECOND", "20"))
-# Every watched lot is read again this often, in case an announcement was lost.
-LIVE_RESYNC_SECONDS = float(os.environ.get("LIVE_RESYNC_SECONDS", "15"))
-# The embedded default's change log is read this often.
-LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.15"))
-# Behind nginx the client's address is in this header (deploy/nginx.conf sets X-Real-IP).
-LIVE_CLIENT_IP_HEADER = os.environ.get("LIVE_CLIENT_IP_HEADER", "").lower()
-# Staff sockets (the admin's Market tab) get each lot's watcher count at most this often;
-# with Redis each process's counts live there this long unless renewed (live/watchers.py).
-LIVE_WATCHERS_SECONDS = float(os.environ.get("LIVE_WATCHERS_SECONDS", "1"))
-LIVE_WATCHERS_TTL_SECONDS = float(os.environ.get("LIVE_WATCHERS_TTL_SECONDS", "15"))
+# --- Live updates (WebSocket): project/settings_live.py ---------------------
 
 # --- Health and metrics (project/health.py, project/metrics.py) -------------
 # /healthz and /readyz answer anyone (load balancers); /metrics only a client

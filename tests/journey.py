@@ -4,8 +4,6 @@ master (an answer lost to a killed process is asked again with the same
 Idempotency-Key), a bidding war, watchers that come back through nginx."""
 
 import re
-import signal
-import sys
 import threading
 import time
 import uuid
@@ -17,6 +15,7 @@ import pytest
 from django.db import connection
 from django_q.models import Task
 
+from tests.bidding_war import BidderThreads
 from tests.live_stack import Watcher
 from tests.servers import S3Server, closed_port, wait_until
 from tests.stack import (
@@ -27,7 +26,6 @@ from tests.stack import (
     free_port,
     nginx_site_for_test,
     process_environment,
-    spawn,
     spawn_gunicorn,
     spawn_runjobs,
     spawn_uvicorn,
@@ -258,28 +256,17 @@ def admin_login(browser: httpx.Client, base: str, username: str, password: str) 
                         data={"username": username, "password": password, "csrfmiddlewaretoken": token})
 
 
-class War:
+class War(BidderThreads):
     """Bidders on one lot through nginx, each at the lowest price the last answer
     allowed, a bid every 0.4 s (under the per-user limit); every keyed attempt and
     its final answer recorded."""
 
+    join_seconds = 60
+
     def __init__(self, base: str, lot_id: int, bidders: list[Api], start_price: int):
-        self.base, self.lot_id, self.bidders = base, lot_id, bidders
-        self.next_price = start_price
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.base, self.bidders = base, bidders
+        super().__init__(lot_id, bidders, start_price)
         self.answers: list[tuple[str, int, dict]] = []  # (key, status, body)
-        self.threads = [threading.Thread(target=self.bid, args=(api,), daemon=True) for api in bidders]
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
 
     def bid(self, api: Api) -> None:
         for _ in range(200):  # bounded

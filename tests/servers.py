@@ -41,6 +41,17 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(popen: subprocess.Popen | None, *, timeout: float = 10) -> None:
+    """SIGTERM and a wait for it; SIGKILL if it has not gone by then."""
+    if popen and popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(timeout=timeout)
+
+
 class RedisServer:
     """redis-server without persistence: a restart starts empty, like a crashed cache."""
 
@@ -176,13 +187,7 @@ class S3Server:
                             region_name=self.REGION, config=Config(s3={"addressing_style": "path"}, proxies={}))
 
     def stop(self) -> None:
-        if self.popen and self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+        terminate(self.popen)
 
 
 def _user() -> str:

@@ -25,6 +25,8 @@ import httpx
 import pytest
 from django.db import connection
 
+from tests.servers import terminate
+
 BASE_DIR = Path(__file__).resolve().parents[1]
 SHIPPED_NGINX_CONF = BASE_DIR / "deploy" / "nginx.conf"
 # Set in a developer's shell, these would point the processes elsewhere.
@@ -263,10 +265,4 @@ class Nginx:
                        if (self.folder / name).exists())
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
+        terminate(self.popen)

@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -35,6 +34,7 @@ from auction.services.bidding import bid_place
 from auction.services.deposits import deposit_request
 from auction.services.payments import payment_apply_success
 from auction.services.tokens import token_issue
+from tests.bidding_war import BidderThreads
 from tests.factories import LotFactory, SpecialFactory, UserFactory
 from tests.servers import PORT_BASE, MariaDBServer, RedisServer, port_is_open, wait_until
 from tests.stack import Proc, gunicorn_workers, process_database_url, process_environment, spawn, spawn_gunicorn
@@ -168,35 +168,28 @@ def held_deposit(user, lot) -> Deposit:
     return deposit
 
 
-class BiddingWar:
+class BiddingWar(BidderThreads):
     """BIDDERS threads bidding on one lot over HTTP until stopped, each bid at the
     lowest price the last answer allowed; every answer recorded with its time."""
 
     def __init__(self, url: str, lot_id: int, tokens: list[str]):
-        self.url, self.lot_id, self.tokens = url, lot_id, tokens
-        self.next_price = START_PRICE
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.url, self.tokens = url, tokens
+        super().__init__(lot_id, tokens, START_PRICE)
         self.answers: list[Answer] = []
-        self.threads = [threading.Thread(target=self.bidder, args=(token,), daemon=True) for token in tokens]
         self.marks: dict[str, float] = {}
 
     def __enter__(self):
         self.mark("start")
-        for thread in self.threads:
-            thread.start()
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc):
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
+        super().__exit__(*exc)
         self.mark("end")
 
     def mark(self, name: str) -> None:
         self.marks[name] = time.monotonic()
 
-    def bidder(self, token: str) -> None:
+    def bid(self, token: str) -> None:
         client = httpx.Client(base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {token}"},
                               trust_env=False, timeout=10)
         with client:
@@ -226,10 +219,6 @@ class BiddingWar:
             if answer.code == "bid_too_low":
                 self.raise_price(body["detail"]["next_min_bid"])
         return answer
-
-    def raise_price(self, price: int) -> None:
-        with self.lock:
-            self.next_price = max(self.next_price, price)
 
     def phase(self, first: str, last: str) -> list[Answer]:
         return [answer for answer in self.answers if self.marks[first] <= answer.at < self.marks[last]]

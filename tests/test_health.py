@@ -27,6 +27,7 @@ from jobs.health import broker, cluster_heartbeat
 from jobs.schedules import sweep_every_minute
 from project.health import run_checks
 from tests.servers import PORT_BASE, MariaDBServer, RedisServer, port_is_open, wait_until
+from tests.stack import answers, wait_for_processes
 from tests.test_e2e_cluster import ENV_DROPPED, _spawn, _test_database_url
 
 CHECKS = {"database", "cache", "broker", "jobs"}
@@ -203,15 +204,7 @@ def _web(tmp_path, **env_extra: str):
     proc = _spawn(f"web-{port}", args, env, tmp_path, signal.SIGINT)
     url = f"http://127.0.0.1:{port}"
 
-    def up():
-        if proc.popen.poll() is not None:
-            pytest.fail(f"the web process exited:\n{proc.tail()}")
-        try:
-            return httpx.get(f"{url}/healthz", trust_env=False, timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until("the web process answering /healthz", up, timeout=60)
+    wait_for_processes("the web process answering /healthz", lambda: answers(f"{url}/healthz"), [proc])
     return proc, url
 
 

@@ -27,6 +27,7 @@ from project.metrics import BID_ROUTE, UNMATCHED
 from tests.factories import LotFactory
 from tests.market import bid, bidder, pay_deposit
 from tests.servers import PORT_BASE, port_is_open, wait_until
+from tests.stack import answers, wait_for_processes
 from tests.test_e2e_cluster import ENV_DROPPED, _spawn, _test_database_url
 
 REQUESTS = "auction_http_requests_total"
@@ -141,18 +142,6 @@ def _environment(tmp_path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _wait_up(proc, url: str) -> None:
-    def up():
-        if proc.popen.poll() is not None:
-            pytest.fail(f"{proc.name} exited:\n{proc.tail()}")
-        try:
-            return httpx.get(f"{url}/healthz", trust_env=False, timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(f"{proc.name} answering", up, timeout=60)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_asgi_process_reports_its_open_sockets(tmp_path):
     # given: the socket server (uvicorn, project.asgi)
@@ -162,7 +151,7 @@ def test_the_asgi_process_reports_its_open_sockets(tmp_path):
     proc = _spawn(f"live-{port}", args, _environment(tmp_path, LIVE_CLIENT_IP_HEADER="x-real-ip"), tmp_path, signal.SIGINT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(proc, url)
+        wait_for_processes(f"{proc.name} answering", lambda: answers(f"{url}/healthz"), [proc])
 
         def open_sockets() -> float:
             text = httpx.get(f"{url}/ws/metrics", trust_env=False, timeout=5).text
@@ -197,7 +186,7 @@ def test_gunicorn_workers_are_summed_by_any_of_them(tmp_path):
     proc = _spawn(f"gunicorn-{port}", args, env, tmp_path, signal.SIGINT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(proc, url)
+        wait_for_processes(f"{proc.name} answering", lambda: answers(f"{url}/healthz"), [proc])
         assert not (directory / "counter_999999.db").exists()
         # when: many probes, each on a connection of its own, so both workers take some
         for _ in range(60):

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import terminate
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -105,16 +107,6 @@ def _wait_until_up(process: subprocess.Popen, url: str, log_path: Path, timeout:
     pytest.fail(f"runserver did not answer within {timeout}s:\n{log_path.read_text(errors='replace')}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def auction_server(tmp_path_factory) -> Server:
     """``runserver`` on a fresh SQLite database with one superuser, the editor."""
@@ -138,7 +130,7 @@ def auction_server(tmp_path_factory) -> Server:
         _wait_until_up(process, url, log_path)
         yield Server(url=url, username=EDITOR_USERNAME, password=EDITOR_PASSWORD, log_path=log_path)
     finally:
-        _stop(process)
+        terminate(process)
 
 
 @pytest.fixture(scope="module")
