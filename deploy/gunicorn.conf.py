@@ -52,11 +52,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempd
 
 def post_worker_init(worker):
     # The worker has loaded the application: its heap is frozen (project/gc_tuning.py).
-    from django.urls import get_resolver
-
     from project.gc_tuning import tune_after_load
 
-    get_resolver().url_patterns
     tune_after_load()
 
 

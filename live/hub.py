@@ -4,10 +4,9 @@ An announcement says only that a lot changed. The hub marks the lot dirty and
 reads it (state and new bids) once for all of this process's sockets that
 watch it, at most ``LIVE_MESSAGES_PER_SECOND`` times in any second: a change
 to a quiet lot goes out at once, and a burst of bids becomes a few messages,
-each with the newest state and the bids since the previous one. The limit is a
-sliding window, not a spacing: spaced at 200 ms, a bid that came just after a
-message waited up to 200 ms, and that alone was most of the commit -> screen
-budget (bench/watchers.py). An announcement that comes while a read is running makes
+each with the newest state and the bids since the previous one. A sliding window,
+not a spacing: spaced at 200 ms, a bid just after a message waited up to 200 ms,
+most of the commit -> screen budget (bench/watchers.py). An announcement that comes while a read is running makes
 another read follow it: the last message always shows the last commit.
 
 One reader per process reads every lot that is due in one call (two queries,
@@ -15,7 +14,7 @@ however many lots), at most ``LIVE_READS_PER_SECOND`` times a second: read one
 by one, 50 lots at 2 bids/s each cost a process ~100 reads/s through its
 single database thread, most of its CPU (bench/lot_reads.py: ~3.9 ms of CPU
 per lot read alone, ~0.3 ms per lot in a read of 50). A message
-is handed to each socket inline, not as a task per socket.
+is handed to each socket inline, not as a task per socket (``live/sending.py``).
 """
 
 import asyncio
@@ -36,6 +35,7 @@ from api import presenters
 from auction.services.live import lot_channel, user_channel
 from live import reads
 from live.reads import Origin
+from live.sending import send_to_all
 from live.sources import Source, source_for_settings
 from live.watchers import counts_for_settings
 from project import metrics
@@ -322,41 +322,10 @@ class Hub:
             await self._send_all(group, text)
 
     async def _send_all(self, sockets, text: str) -> None:
-        # Each send runs inline up to where it would wait (it hardly ever does: the
-        # transport takes the frame at once); only one that waits, a socket whose
-        # buffer is full, goes on in a task of its own, so no socket holds up the
-        # others. A task per socket per message (asyncio.gather) was half the
-        # fan-out's CPU (bench/fanout.py: 15.9 -> 7.0 µs per message).
-        sent = 0
-        for socket in sockets:
-            coroutine = socket.send_text(text)
-            try:
-                awaited = coroutine.send(None)
-            except StopIteration:
-                sent += 1
-            except Exception:  # noqa: BLE001  (a socket gone: its disconnect cleans up)
-                pass
-            else:
-                asyncio.get_running_loop().create_task(self._send_rest(coroutine, awaited))
-        self.messages_sent += sent
+        send_to_all(sockets, text, self._count_sent)
 
-    async def _send_rest(self, coroutine, awaited) -> None:
-        """Drives a send that had to wait on to its end, as a task would have (what Python
-        3.12's eager tasks do): wait for what it waits on, then resume it."""
-        try:
-            while True:
-                try:
-                    await (awaited if awaited is not None else asyncio.sleep(0))
-                except asyncio.CancelledError:
-                    coroutine.close()
-                    raise
-                except Exception:  # noqa: BLE001  (the send sees it as it resumes)
-                    pass
-                awaited = coroutine.send(None)
-        except StopIteration:
-            self.messages_sent += 1
-        except Exception:  # noqa: BLE001
-            pass
+    def _count_sent(self, count: int) -> None:
+        self.messages_sent += count
 
     async def _personal(self, user_id: int, data: dict) -> None:
         kind = data.get("type")

@@ -28,9 +28,6 @@ application = ProtocolTypeRouter(
     {"http": with_health(http_application), "websocket": URLRouter(websocket_urlpatterns)}
 )
 
-from django.urls import get_resolver  # noqa: E402
-
 from project.gc_tuning import tune_after_load  # noqa: E402
 
-get_resolver().url_patterns  # the URLconf loaded now, so it is frozen with the rest
 tune_after_load()

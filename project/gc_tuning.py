@@ -24,9 +24,13 @@ TUNED_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_after_load() -> None:
+    """Called once the application is loaded (project/asgi.py, gunicorn's post_worker_init)."""
     setting = os.environ.get("GC_THRESHOLDS", "").strip()
     if setting == "default":
         return
+    from django.urls import get_resolver
+
+    _ = get_resolver().url_patterns  # the URLconf and the views it imports, frozen with the rest
     thresholds = tuple(int(part) for part in setting.split(",")) if setting else TUNED_THRESHOLDS
     gc.collect()  # what import left as garbage goes now, not frozen with the rest
     gc.freeze()
