@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bid_database import mysql_connect as mysql  # noqa: E402  (the bid benchmark's own)
+from bid_database import recreate_database  # noqa: E402
 from machine import HOST, free_port  # noqa: E402
 from servers import DEFAULT_WORKER_CLASS, ROOT, VENV_BIN, Nginx  # noqa: E402  (the same front as the bid benchmark)
 
@@ -154,23 +156,6 @@ def start_gunicorn(args, env: dict, log_path: Path, front: "Nginx | None") -> tu
 
 
 # --- database ----------------------------------------------------------------------------
-
-
-def mysql(args, db: str | None = None):
-    import MySQLdb
-
-    kwargs = {"host": args.mysql_host, "port": args.mysql_port, "user": "root", "charset": "utf8mb4", "autocommit": True}
-    return MySQLdb.connect(**kwargs, **({"database": db} if db else {}))
-
-
-def recreate_database(args) -> None:
-    conn = mysql(args)
-    try:
-        cursor = conn.cursor()
-        cursor.execute(f"DROP DATABASE IF EXISTS `{args.db}`")
-        cursor.execute(f"CREATE DATABASE `{args.db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    finally:
-        conn.close()
 
 
 def db_check(args, coupon_id: int, claimed: int) -> list[str]:
