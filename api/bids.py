@@ -88,7 +88,6 @@ def bid_create(request: HttpRequest, lot_id: int, payload: BidIn):
     except DomainError as refusal:
         metrics.bid_refused(refusal.code)
         raise
-    metrics.bid_accepted()
     bid = result.bid
     return Status(201, {
         "bid": {"id": bid.pk, "price": bid.price, "created_at": presenters.local(bid.created_at)},

@@ -25,3 +25,6 @@ special_outcome_changed = Signal()
 notification_queued = Signal()
 # order_id, shipped_at: ops shipped an order; receipt is confirmed automatically later.
 order_shipped = Signal()
+# bids: the Bid rows one market write landed on a lot (bidding.Market.save: a
+# plain bid, the proxies' answers). Sent for every bid: cached receivers keep it cheap.
+bids_placed = Signal(use_caching=True)

@@ -3,14 +3,25 @@
 What is counted, and where:
 
 - ``auction_http_requests_total{route, method, status}``: every answer, by the
-  URL pattern that took it (``unmatched`` for a 404 no pattern took, so the
+  URL pattern of its path (``unmatched`` for a 404 no pattern took, so the
   label never grows with what clients send), in both middleware chains
   (``RequestMetricsMiddleware``, outermost); the bid's direct route
-  (api/bid_route.py) names its pattern itself;
+  (api/bid_route.py) names its pattern itself, and an answer given before
+  URL resolution (a replay, a refusal at the edge) is counted under the
+  pattern its path resolves to;
+- ``auction_idempotent_replays_total{route}``: of those, the answers given
+  again from an ``Idempotency-Key``'s stored answer (api/idempotency.py): the
+  client hears the first answer again, and nothing was done again, so a
+  replayed bid is not a bid accepted;
 - ``auction_bid_seconds``: how long ``POST /lots/{id}/bids`` took, from the
-  first middleware to the answer, whichever route took it;
-- ``auction_bids_accepted_total``, ``auction_bids_refused_total{code}``: what
-  the bid rules said (api/bids.py), the contract's code for a refusal;
+  first middleware to the answer, whichever route took it (a replay too: the
+  client waited for it);
+- ``auction_bids_accepted_total{kind}``: every bid the market wrote, counted
+  once its transaction commits (``auction.signals.bids_placed``), ``plain``
+  for the bidder's own, ``proxy`` for a proxy's answer (to a bid, to a proxy
+  set, or once a budget leaves room); a buy-now is an answer on its own
+  route, not a bid here; ``auction_bids_refused_total{code}``: what the bid
+  rules refused (api/bids.py), by the contract's code;
 - ``auction_websocket_connections``: sockets the ASGI processes hold (live/hub.py);
 - at scrape time, from the database and the broker (jobs/health.py):
   ``auction_jobs_queued`` (tasks waiting for a worker), ``auction_jobs_failed``
@@ -32,7 +43,9 @@ from functools import lru_cache
 from time import perf_counter
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -46,6 +59,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from auction import signals
 from project.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -66,7 +80,16 @@ BID_SECONDS = Histogram(
     "auction_bid_seconds", "Time to answer POST /lots/{id}/bids (both routes).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-BIDS_ACCEPTED = Counter("auction_bids_accepted", "Bids the rules accepted.")
+BIDS_ACCEPTED = Counter(
+    "auction_bids_accepted", "Bids the rules accepted and wrote: the bidder's own (plain) or a proxy's answer (proxy).", ["kind"]
+)
+_ACCEPTED_PLAIN, _ACCEPTED_PROXY = BIDS_ACCEPTED.labels("plain"), BIDS_ACCEPTED.labels("proxy")
+IDEMPOTENT_REPLAYS = Counter(
+    "auction_idempotent_replays", "Answers given again from an Idempotency-Key's stored answer (nothing done again), by URL pattern.",
+    ["route"],
+)
+# The header a replay carries (api/idempotency.py): the answer says what it is.
+REPLAYED_HEADER = "Idempotent-Replayed"
 BIDS_REFUSED = Counter("auction_bids_refused", "Bids the rules refused, by the contract's error code.", ["code"])
 # Each socket process sets its own count; a scrape sums the processes alive.
 WEBSOCKETS = Gauge("auction_websocket_connections", "Open WebSocket connections.", multiprocess_mode="livesum")
@@ -89,8 +112,7 @@ class RequestMetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = perf_counter()
         response = self.get_response(request)
-        match = request.resolver_match
-        route = match.route if match is not None else getattr(request, "metrics_route", UNMATCHED)
+        route = _route(request, response)
         method = request.method if request.method in _METHODS else "other"
         key = (route, method, response.status_code)
         counter = self.counters.get(key)
@@ -99,11 +121,45 @@ class RequestMetricsMiddleware:
         counter.inc()
         if route == BID_ROUTE and method == "POST":
             BID_SECONDS.observe(perf_counter() - started)
+        if response.has_header(REPLAYED_HEADER):
+            IDEMPOTENT_REPLAYS.labels(route).inc()
         return response
 
 
-def bid_accepted() -> None:
-    BIDS_ACCEPTED.inc()
+def _route(request: HttpRequest, response: HttpResponse) -> str:
+    match = request.resolver_match
+    if match is not None:
+        return match.route
+    named = getattr(request, "metrics_route", None)
+    if named is not None:
+        return named
+    if response.status_code == 404:
+        return UNMATCHED  # Django's resolver took no pattern for it
+    # Answered before URL resolution (a replay, a refusal at the edge): still an
+    # answer on the path's pattern. Rare, so resolved here rather than on every request.
+    try:
+        return resolve(request.path_info, getattr(request, "urlconf", None)).route
+    except Resolver404:
+        return UNMATCHED
+
+
+def bids_placed(sender, bids, **kwargs) -> None:
+    """Counted after commit: a bid rolled back (its idempotency claim lost, say) was never accepted."""
+    proxies = sum(1 for bid in bids if bid.is_auto)
+    plain = len(bids) - proxies
+
+    def count() -> None:
+        if plain:
+            _ACCEPTED_PLAIN.inc(plain)
+        if proxies:
+            _ACCEPTED_PROXY.inc(proxies)
+
+    transaction.on_commit(count)
+
+
+# Here, not in an app's ready(): every process that serves /metrics imports this
+# module (its middleware) before its first request, and only those count.
+signals.bids_placed.connect(bids_placed, dispatch_uid="project.metrics.bids_placed")
 
 
 def bid_refused(code: str) -> None:

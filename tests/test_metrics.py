@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
+from auction.models import Bid
 from jobs.health import broker
 from project.metrics import BID_ROUTE, UNMATCHED
 from tests.factories import LotFactory
@@ -50,30 +51,91 @@ def test_the_bid_route_label_is_the_urlconfs_pattern():
     assert resolve("/api/v1/lots/7/bids").route == BID_ROUTE
 
 
+def scrape(client) -> dict[tuple, float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return samples(response.content.decode())
+
+
+def grown(before: dict, after: dict, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
 @pytest.mark.django_db
-def test_a_bid_is_counted_by_route_status_and_outcome_on_both_routes(client):
+def test_a_bid_is_counted_by_route_status_and_outcome_on_both_routes(client, django_capture_on_commit_callbacks):
     # given: a lot and a bidder with a held deposit
     lot = LotFactory(start_price=100_000, deposit=50_000)
     alice, bob = bidder(client, "爱丽丝"), bidder(client, "鲍勃")
     pay_deposit(alice, lot_id=lot.pk)
     pay_deposit(bob, lot_id=lot.pk)
-    accepted, created = value("auction_bids_accepted_total"), value(REQUESTS, route=BID_ROUTE, method="POST", status="201")
+    accepted, created = value("auction_bids_accepted_total", kind="plain"), value(REQUESTS, route=BID_ROUTE, method="POST", status="201")
     too_low = value("auction_bids_refused_total", code="bid_too_low")
     timed = value("auction_bid_seconds_count")
     # when: a bid on the direct route, one on the full route (a body too long for the direct one), one refused
-    assert bid(alice, lot.pk, 100_000).status_code == 201
-    padded = b'{"price": 110000' + b" " * 300 + b"}"
-    assert bob.client.post(f"/api/v1/lots/{lot.pk}/bids", padded, content_type="application/json",
-                           headers={"Authorization": f"Bearer {bob.token}"}).status_code == 201
-    refused = bid(alice, lot.pk, 110_001)  # below Bob's 110,000 and a step
+    with django_capture_on_commit_callbacks(execute=True):  # accepted bids are counted once they commit
+        assert bid(alice, lot.pk, 100_000).status_code == 201
+        padded = b'{"price": 110000' + b" " * 300 + b"}"
+        assert bob.client.post(f"/api/v1/lots/{lot.pk}/bids", padded, content_type="application/json",
+                               headers={"Authorization": f"Bearer {bob.token}"}).status_code == 201
+        refused = bid(alice, lot.pk, 110_001)  # below Bob's 110,000 and a step
     # then
     assert refused.status_code == 409 and refused.json()["code"] == "bid_too_low"
-    assert value("auction_bids_accepted_total") == accepted + 2
+    assert value("auction_bids_accepted_total", kind="plain") == accepted + 2
     assert value(REQUESTS, route=BID_ROUTE, method="POST", status="201") == created + 2
     assert value("auction_bids_refused_total", code="bid_too_low") == too_low + 1
     assert value(REQUESTS, route=BID_ROUTE, method="POST", status="409") >= 1
     assert value("auction_bid_seconds_count") == timed + 3
     assert value("auction_bid_seconds_sum") > 0
+
+
+@pytest.mark.django_db
+def test_a_replayed_bid_is_counted_under_the_bid_route_as_a_replay_and_not_as_a_bid_again(client, django_capture_on_commit_callbacks):
+    # given: a bidder with a held deposit
+    lot = LotFactory(start_price=100_000, deposit=50_000)
+    alice = bidder(client, "爱丽丝")
+    pay_deposit(alice, lot_id=lot.pk)
+    before = scrape(client)
+    # when: a bid sent twice with one Idempotency-Key (the first answer lost, say), and a key the middleware refuses
+    with django_capture_on_commit_callbacks(execute=True):
+        first = alice.post(f"/lots/{lot.pk}/bids", {"price": 100_000}, headers={"Idempotency-Key": "bid-1"})
+        again = alice.post(f"/lots/{lot.pk}/bids", {"price": 100_000}, headers={"Idempotency-Key": "bid-1"})
+        badly_keyed = alice.post(f"/lots/{lot.pk}/bids", {"price": 110_000}, headers={"Idempotency-Key": "not a key"})
+    after = scrape(client)
+    # then: two answers on the bid's route, one of them a replay, and one bid accepted
+    assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (201, 201, "true")
+    assert again.json() == first.json()
+    assert badly_keyed.status_code == 422
+    assert grown(before, after, REQUESTS, route=BID_ROUTE, method="POST", status="201") == 2
+    assert grown(before, after, "auction_idempotent_replays_total", route=BID_ROUTE) == 1
+    assert grown(before, after, "auction_bids_accepted_total", kind="plain") == 1
+    assert grown(before, after, "auction_bid_seconds_count") == 3
+    # and none of them is taken for a path no pattern takes
+    assert grown(before, after, REQUESTS, route=BID_ROUTE, method="POST", status="422") == 1
+    assert not [key for key in after if key[0] == REQUESTS and ("route", UNMATCHED) in key[1] and ("method", "POST") in key[1]]
+
+
+@pytest.mark.django_db
+def test_proxy_answers_are_counted_as_accepted_bids_of_their_own_kind(client, django_capture_on_commit_callbacks):
+    # given: two bidders with held deposits
+    lot = LotFactory(start_price=100_000, deposit=50_000, increment=10_000)
+    alice, bob = bidder(client, "爱丽丝"), bidder(client, "鲍勃")
+    pay_deposit(alice, lot_id=lot.pk)
+    pay_deposit(bob, lot_id=lot.pk)
+    before = scrape(client)
+    # when: Alice sets a proxy (it bids at once, no one leading), then Bob bids and her proxy answers him
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alice.put(f"/lots/{lot.pk}/auto-bid", {"max_price": 200_000}).status_code == 200
+        answered = bid(bob, lot.pk, 110_000)
+    after = scrape(client)
+    # then: Bob's bid is a plain one, and both of the proxy's bids are accepted bids too
+    assert answered.status_code == 201
+    assert list(Bid.objects.filter(lot=lot).order_by("id").values_list("user_id", "price", "is_auto")) == [
+        (alice.user.pk, 100_000, True), (bob.user.pk, 110_000, False), (alice.user.pk, 120_000, True),
+    ]
+    assert grown(before, after, "auction_bids_accepted_total", kind="plain") == 1
+    assert grown(before, after, "auction_bids_accepted_total", kind="proxy") == 2
+    assert grown(before, after, REQUESTS, route=BID_ROUTE, method="POST", status="201") == 1
 
 
 def test_a_path_no_pattern_takes_is_counted_as_unmatched(client):

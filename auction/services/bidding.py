@@ -142,6 +142,8 @@ class Market:
         allowance = self._over_bids() if over_bids else None
         if not market_write(lot=lot, read_version=self.read_version, bids=self.placed, over_bids=allowance):
             return False
+        if self.placed:
+            signals.bids_placed.send(sender=Bid, bids=self.placed)
         if self.extended:
             signals.lot_end_changed.send(sender=Lot, lot_id=lot.pk, ends_at=lot.ends_at)
         self._publish()

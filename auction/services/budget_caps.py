@@ -19,6 +19,10 @@ such decisions or through the user's own plain bids; everyone else's bids
 only take leads away, which leaves more room, never less. Several budget
 rows in one transaction (two budgeted rivals on one lot) are locked
 together, by primary key, so two lots' answers never wait on each other.
+The special's row is share-locked after both, by the foreign key of the
+events written here: lot, budget, special, as budgets.py takes them; the
+one transaction that writes a special and locks its lots too (a publish
+rescheduling them) takes the lots first (catalog._lots_to_reschedule).
 
 What it costs others: users without a budget pay one indexed EXISTS per proxy
 in the query that already loads a lot's proxies, and nothing on the

@@ -7,6 +7,10 @@ The cap itself is applied where proxies answer (budget_caps.py). Here:
   answer already running (it holds its lot) finishes before the budget
   exists; every answer after it sees the budget. Changing or withdrawing a
   budget locks only its row, which every answer for that user locks too.
+- The special's row comes last, share-locked by InnoDB when the budget and
+  its event rows are written (their foreign keys): lots, then the special,
+  the order a publish takes too (catalog._lots_to_reschedule), so an editor
+  moving the lots' ends while a first budget is set never deadlocks with it.
 - A budget set below what the user already leads at is taken: leads stand
   (as bids do when a proxy is withdrawn); their proxies bid again only once
   leads are lost.

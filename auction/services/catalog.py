@@ -213,6 +213,7 @@ def special_publish(
     errors = special_terms_errors(terms)
     if errors:
         raise ValidationError(errors)
+    lots = _lots_to_reschedule(page_id, now)
     special = Special.objects.select_for_update().filter(page_id=page_id).first()
     created = special is None
     if created:
@@ -229,15 +230,35 @@ def special_publish(
     if not refused:
         signals.special_times_changed.send(sender=Special, special_id=special.pk)
         if not created:
-            _reschedule_lots(special, lot_page_ids, now)
+            _reschedule_lots(special, lots, lot_page_ids, now)
     return PublishResult(row=special, created=created, refused_terms=refused)
 
 
-def _reschedule_lots(special: Special, lot_page_ids: list[int] | None, now: datetime) -> None:
+def _lots_to_reschedule(page_id: int, now: datetime) -> list[Lot] | None:
+    """The special's lots, locked before the special's row: the order everything else takes.
+
+    Whatever writes a row that points at the special under a lot's lock (a
+    first budget, a proxy's budget events, a settled lot's events)
+    share-locks the special's row in InnoDB through that foreign key; a
+    publish holding the special while it waited for the lots would deadlock
+    with it. The special is read unlocked to find it: its lots move with its
+    terms until bidding opens; after that ``starts_at`` is frozen and none is
+    locked (None).
+    """
+    special = Special.objects.filter(page_id=page_id).only("id", "starts_at").first()
+    if special is None or special.is_bidding_opened(now):
+        return None
+    return list(Lot.objects.select_for_update().filter(special=special).order_by("pk"))
+
+
+def _reschedule_lots(special: Special, lots: list[Lot] | None, lot_page_ids: list[int] | None, now: datetime) -> None:
     """Positions and end times follow the special's terms until bidding opens."""
     if special.is_bidding_opened(now):
         return
-    lots = list(Lot.objects.select_for_update().filter(special=special).order_by("pk"))
+    if lots is None:
+        # Read as opened, locked as not: another publish moved the start later
+        # in between. Locked late rather than left unscheduled.
+        lots = list(Lot.objects.select_for_update().filter(special=special).order_by("pk"))
     order = {page_id: index for index, page_id in enumerate(lot_page_ids or [])}
     for lot in lots:
         position = order.get(lot.page_id, lot.position)
