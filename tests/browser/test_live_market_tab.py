@@ -23,11 +23,11 @@ from tests.browser.conftest import (
     _free_port,
     _manage,
     _server_env,
-    _stop,
     _wait_until_up,
 )
 from tests.browser.test_editor_publishes import log_in
 from tests.browser.test_ops_back_office import local_only
+from tests.servers import terminate
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -68,7 +68,7 @@ def auction_server(tmp_path_factory):
         _wait_until_up(process, url, log_path, timeout=60)
         yield Server(url=url, username=EDITOR_USERNAME, password=EDITOR_PASSWORD, log_path=log_path)
     finally:
-        _stop(process)
+        terminate(process)
 
 
 @pytest.fixture(scope="module")
