@@ -46,7 +46,11 @@ def test_a_cluster_killed_in_the_middle_of_a_sale_and_started_again_does_each_th
     # given: 60 lots that ended together, 180 losing deposits; a gateway rate slow enough to kill mid-way
     lots = a_sale(60)
     signals.lot_end_changed.send(sender=Lot, lot_id=lots[0].pk, ends_at=Lot.objects.get(pk=lots[0].pk).ends_at)
-    env = cluster_env(tmp_path, uuid.uuid4().hex[:8], AUCTION_REFUND_RATE_PER_SECOND="30", AUCTION_REFUND_BATCH="20")
+    # What the killed cluster held comes back in seconds, not the production minute (as in
+    # tests/test_faults.py): the batch it had claimed (its lease), its turn at the sweep, and
+    # the poll that finds each sent refund succeeded.
+    env = cluster_env(tmp_path, uuid.uuid4().hex[:8], AUCTION_REFUND_RATE_PER_SECOND="30", AUCTION_REFUND_BATCH="20",
+                      AUCTION_REFUND_CLAIM_LEASE_SECONDS="5", AUCTION_SWEEP_SECONDS="2", AUCTION_REFUND_POLL_AFTER_SECONDS="1")
     stack, stack_of_the_killed = Stack(url=""), Stack(url="")
     submitted = Refund.objects.exclude(status=RefundStatus.PENDING)
     try:

@@ -53,6 +53,9 @@ export async function teardown(): Promise<void> {
   if (!child || child.exitCode !== null) return;
   const exited = new Promise((done) => child!.once("exit", done));
   child.kill("SIGTERM");
-  await Promise.race([exited, new Promise((done) => setTimeout(done, 30_000))]);
+  // The timer cleared once the server is gone: a pending one holds the run open for its 30 s.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((done) => (timer = setTimeout(done, 30_000)))]);
+  clearTimeout(timer);
   if (child.exitCode === null) child.kill("SIGKILL");
 }
