@@ -81,12 +81,14 @@ class Command(BaseCommand):
         # later close) this process's database connection, and no thread may
         # be running yet when it forks.
         connections.close_all()
-        cluster = Cluster()
-        cluster.start()
         # qcluster's own handler joins the sentinel inside the signal handler,
         # which waits for every task already pulled off the broker: under a
         # backlog, far past any grace. Ours only asks, and the loop below
-        # keeps the time.
+        # keeps the time. It replaces qcluster's before the cluster starts:
+        # Cluster() installs that one, and start() returns only once the workers
+        # already take tasks, so a SIGTERM in between (a loaded box, systemd
+        # stopping a unit just started) hung the stop behind the whole backlog.
+        cluster = Cluster()
         stop_asked: list[float] = []
         stopping: list[threading.Thread] = []
 
@@ -99,6 +101,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, ask_to_stop)
         signal.signal(signal.SIGINT, ask_to_stop)
+        cluster.start()
         stop = threading.Event()
         ticker = threading.Thread(target=tick_forever, args=(stop, options["tick"]), name="schedule-tick", daemon=True)
         ticker.start()
